@@ -1,0 +1,15 @@
+//! `rollgate metrics` (not built yet: see the open issues).
+
+use super::Exit;
+
+/// Subcommands of `rollgate metrics`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {}
+
+/// Run `rollgate metrics`.
+///
+/// # Errors
+/// Always, until the command is built.
+pub async fn run(command: Command) -> anyhow::Result<Exit> {
+    match command {}
+}

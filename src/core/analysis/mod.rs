@@ -1,0 +1,1 @@
+//! Analysis model and assessment with the semantics of Argo Rollouts AnalysisTemplates.

@@ -1,0 +1,1 @@
+//! Statistical canary-vs-baseline judges.

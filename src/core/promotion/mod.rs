@@ -1,0 +1,1 @@
+//! Promotion pipelines: plans of a promotion or a revert across environments.

@@ -1,0 +1,1 @@
+//! Canary and blue-green rollout state machines.

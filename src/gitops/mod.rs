@@ -1,0 +1,1 @@
+//! The Git side of promotion: fetch, comment-preserving edit, commit, push, revert.

@@ -1,0 +1,1 @@
+//! Custom resource types (group `rollgate.dev`, version `v1alpha1`) and CRD generation.

@@ -1,0 +1,1 @@
+//! Metric providers: Prometheus, web (HTTP JSON) and Flagger built-in metrics.
