@@ -40,6 +40,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Flagger's default progress deadline in seconds.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: u32 = 600;
 
@@ -187,7 +191,7 @@ pub struct PauseStep {
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 #[serde(try_from = "i64", into = "u8")]
-pub struct Weight(u8);
+pub struct Weight(pub(super) u8);
 
 impl Weight {
     /// No traffic.
@@ -410,8 +414,8 @@ pub struct BlueGreenStrategy {
     /// false, wait for a manual promote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion_enabled: Option<bool>,
-    /// Switch automatically this many seconds after the preview became ready, even when
-    /// `autoPromotionEnabled` is false.
+    /// With auto-promotion, wait this many seconds with the preview ready (and analysed)
+    /// before switching; ignored when `autoPromotionEnabled` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion_seconds: Option<u32>,
     /// Analysis after the switch; failure switches back at once.
@@ -477,6 +481,14 @@ pub struct RolloutStatus {
     /// Analysis runs of the current revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis_runs: Vec<AnalysisRunRef>,
+    /// Since when the canary (or, while promoting, the primary) has been seen not ready;
+    /// the rollout aborts once this is older than the progress deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready_since: Option<Timestamp>,
+    /// How many times this revision was retried after an abort (part of run names, so a
+    /// retry never reuses a finished run).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
     /// When the canary may be scaled down (blue-green scale-down delay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Timestamp>,
@@ -569,6 +581,10 @@ pub struct AnalysisRunRef {
     /// Last phase seen.
     #[serde(default)]
     pub phase: RunPhase,
+    /// A manual promote resumed the rollout past this run's Inconclusive verdict, so
+    /// it no longer pauses the rollout.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub resumed: bool,
 }
 
 /// What an analysis run is for.
