@@ -17,7 +17,7 @@ use crate::core::analysis::value::AnalysisPhase;
     version = "v1alpha1",
     kind = "AnalysisTemplate",
     namespaced,
-    shortname = "at",
+    shortname = "rgat",
     category = "rollgate",
     doc = "A reusable set of metrics, measured by AnalysisRuns (Argo Rollouts' model).",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -34,7 +34,7 @@ pub struct AnalysisTemplateBody {
     group = "rollgate.dev",
     version = "v1alpha1",
     kind = "ClusterAnalysisTemplate",
-    shortname = "cat",
+    shortname = "rgcat",
     category = "rollgate",
     doc = "An AnalysisTemplate that every namespace can use.",
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
@@ -52,7 +52,7 @@ pub struct ClusterAnalysisTemplateBody {
     version = "v1alpha1",
     kind = "AnalysisRun",
     namespaced,
-    shortname = "ar",
+    shortname = "rgar",
     category = "rollgate",
     status = "AnalysisRunStatus",
     doc = "One execution of analysis metrics; its status holds every measurement.",

@@ -7,12 +7,16 @@
 //! holds them as files (a test fails when the files drift from the types).
 
 pub mod analysis;
+pub mod promotion;
+pub mod rollout;
 pub mod schema;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+pub use promotion::PromotionPolicy;
+pub use rollout::Rollout;
 
 /// The API group of every rollgate kind.
 pub const GROUP: &str = "rollgate.dev";
@@ -46,9 +50,11 @@ pub enum CrdError {
 /// [`CrdError::Json`] if a generated schema cannot be rewritten (a bug in a type).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     [
+        Rollout::crd(),
         AnalysisTemplate::crd(),
         ClusterAnalysisTemplate::crd(),
         AnalysisRun::crd(),
+        PromotionPolicy::crd(),
     ]
     .into_iter()
     .map(schema::structural)

@@ -27,14 +27,16 @@ pub fn structural(crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
     {
         for version in versions {
             if let Some(s) = version.pointer_mut("/schema/openAPIV3Schema") {
-                rewrite(s);
+                rewrite(s, false);
             }
         }
     }
     serde_json::from_value(v).map_err(json_err)
 }
 
-fn rewrite(node: &mut Value) {
+/// Rewrites `node` and its subschemas. `junctor` is true for a branch of `anyOf`, `oneOf`,
+/// `allOf` or `not`, where the API server forbids types and `x-kubernetes-*` extensions.
+fn rewrite(node: &mut Value, junctor: bool) {
     let Some(obj) = node.as_object_mut() else {
         return;
     };
@@ -42,23 +44,28 @@ fn rewrite(node: &mut Value) {
     for key in ["properties", "patternProperties", "definitions"] {
         if let Some(Value::Object(props)) = obj.get_mut(key) {
             for child in props.values_mut() {
-                rewrite(child);
+                rewrite(child, false);
             }
         }
     }
-    for key in ["items", "additionalProperties", "not"] {
+    for key in ["items", "additionalProperties"] {
         if let Some(child) = obj.get_mut(key) {
-            rewrite(child);
+            rewrite(child, false);
         }
+    }
+    if let Some(child) = obj.get_mut("not") {
+        rewrite(child, true);
     }
     for key in ["anyOf", "oneOf", "allOf"] {
         if let Some(Value::Array(items)) = obj.get_mut(key) {
             for child in items {
-                rewrite(child);
+                rewrite(child, true);
             }
         }
     }
-    free_form(obj);
+    if !junctor {
+        free_form(obj);
+    }
 }
 
 /// An untagged integer-or-string enum becomes `x-kubernetes-int-or-string: true`. schemars
