@@ -379,7 +379,7 @@ fn status_is_a_subresource_with_enum_phases() {
 fn invalid_objects_are_refused_with_the_servers_message() {
     let cp = installed();
     let ns = cp.namespace("crd-invalid");
-    let cases: [(&str, String, &str); 7] = [
+    let cases: [(&str, String, &str); 8] = [
         (
             "bad enum value (onFailure)",
             VALID_POLICY.replace("onFailure: revert", "onFailure: explode"),
@@ -417,8 +417,15 @@ fn invalid_objects_are_refused_with_the_servers_message() {
         ),
         (
             "wrong type (metrics)",
-            VALID_RUN.replace("  metrics:\n", "  metrics: not-a-list\n  ignored:\n"),
+            "apiVersion: rollgate.dev/v1alpha1\nkind: AnalysisRun\nmetadata: {name: bad-type}\n\
+             spec:\n  metrics: not-a-list\n"
+                .to_owned(),
             "spec.metrics: Invalid value: \"string\"",
+        ),
+        (
+            "unknown field",
+            VALID_RUN.replace("  metrics:\n", "  metricz: []\n  metrics:\n"),
+            r#"unknown field "spec.metricz""#,
         ),
     ];
     for (what, doc, message) in cases {

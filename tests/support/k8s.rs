@@ -117,7 +117,9 @@ fn free_port() -> u16 {
 }
 
 fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -132,13 +134,35 @@ fn make_certs(dir: &Path) {
         run_ok(Command::new("openssl").args(args).current_dir(dir));
     };
     ossl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
-        "-days", "2", "-subj", "/CN=rollgate-test-ca", "-addext",
-        "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rollgate-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     ossl(&[
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key", "-out",
-        "apiserver.csr", "-subj", "/CN=kube-apiserver",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "apiserver.key",
+        "-out",
+        "apiserver.csr",
+        "-subj",
+        "/CN=kube-apiserver",
     ]);
     std::fs::write(
         dir.join("apiserver.ext"),
@@ -147,8 +171,21 @@ fn make_certs(dir: &Path) {
     )
     .expect("write apiserver.ext");
     ossl(&[
-        "x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "apiserver.crt", "-days", "2", "-extfile", "apiserver.ext",
+        "x509",
+        "-req",
+        "-in",
+        "apiserver.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "apiserver.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "apiserver.ext",
     ]);
     ossl(&["genrsa", "-out", "sa.key", "2048"]);
 }
@@ -165,7 +202,7 @@ api_pid=$!
 echo "$etcd_pid $api_pid" >"$dir/pids"
 while read -r _; do :; done
 kill -TERM "$api_pid" "$etcd_pid" 2>/dev/null
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+for _ in 1 2 3 4 5 6 7 8; do
   kill -0 "$api_pid" 2>/dev/null || kill -0 "$etcd_pid" 2>/dev/null || break
   sleep 0.25
 done
@@ -254,7 +291,9 @@ impl ControlPlane {
             .arg(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Not inherited: the supervisor outlives the test process by a few seconds and
+            // must not hold the test runner's output pipe open.
+            .stderr(Stdio::null())
             .process_group(0)
             .spawn()
             .expect("spawn the control-plane supervisor");
