@@ -109,3 +109,44 @@ fn the_script_starts_and_stops_a_control_plane() {
     assert!(!alive(pid.trim()), "kube-apiserver still runs after down");
     assert!(!run_dir.exists());
 }
+
+#[test]
+fn with_the_controller_manager_deployments_get_replica_sets() {
+    let cp = k8s::ControlPlane::start_with_controller_manager();
+    let ns = cp.namespace("kcm");
+    let (ok, _, err) = cp.kubectl(
+        &[
+            "create",
+            "deployment",
+            "web",
+            "-n",
+            &ns,
+            "--image=example.invalid/web:1",
+            "--replicas=2",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, out, _) = cp.kubectl(
+            &[
+                "get",
+                "replicasets",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.items[*].spec.replicas}",
+            ],
+            None,
+        );
+        if out.trim() == "2" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ReplicaSet for the Deployment after 60 s (got {out:?})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}

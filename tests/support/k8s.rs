@@ -195,18 +195,24 @@ fn make_certs(dir: &Path) {
 /// directory. `$1` is the directory; the server command lines come from files in it.
 const SUPERVISOR: &str = r#"
 dir="$1"
-"$dir/etcd.sh" >"$dir/etcd.log" 2>&1 </dev/null &
-etcd_pid=$!
-"$dir/apiserver.sh" >"$dir/apiserver.log" 2>&1 </dev/null &
-api_pid=$!
-echo "$etcd_pid $api_pid" >"$dir/pids"
+pids=""
+for s in etcd apiserver kcm; do
+  [ -x "$dir/$s.sh" ] || continue
+  "$dir/$s.sh" >"$dir/$s.log" 2>&1 </dev/null &
+  pids="$pids $!"
+  # etcd first: the API server retries, but starts faster when etcd already listens.
+  [ "$s" = etcd ] && sleep 0.2
+done
+echo "$pids" >"$dir/pids.tmp" && mv "$dir/pids.tmp" "$dir/pids"
 while read -r _; do :; done
-kill -TERM "$api_pid" "$etcd_pid" 2>/dev/null
+kill -TERM $pids 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8; do
-  kill -0 "$api_pid" 2>/dev/null || kill -0 "$etcd_pid" 2>/dev/null || break
+  alive=""
+  for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && break
   sleep 0.25
 done
-kill -KILL "$api_pid" "$etcd_pid" 2>/dev/null
+kill -KILL $pids 2>/dev/null
 wait
 rm -rf "$dir"
 "#;
@@ -217,11 +223,22 @@ impl ControlPlane {
     /// # Panics
     /// When a binary is missing or the servers do not become ready (with their logs).
     pub fn start() -> ControlPlane {
+        Self::start_with(false)
+    }
+
+    /// As [`ControlPlane::start`], plus kube-controller-manager running the deployment,
+    /// replicaset, garbage-collector and namespace controllers, so Deployments get
+    /// ReplicaSets and status as in a cluster (Pods stay Pending: there is no kubelet).
+    pub fn start_with_controller_manager() -> ControlPlane {
+        Self::start_with(true)
+    }
+
+    fn start_with(controller_manager: bool) -> ControlPlane {
         let mut last = String::new();
         // A free port can be taken by another process between the probe and the bind:
         // retry with new ports.
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(controller_manager) {
                 Ok(cp) => return cp,
                 Err(e) => last = e,
             }
@@ -229,7 +246,7 @@ impl ControlPlane {
         panic!("the test control plane did not start:\n{last}");
     }
 
-    fn try_start() -> Result<ControlPlane, String> {
+    fn try_start(controller_manager: bool) -> Result<ControlPlane, String> {
         let bins = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("rollgate-k8s-")
@@ -264,7 +281,19 @@ impl ControlPlane {
              --disable-admission-plugins=ServiceAccount\n",
             b = bins.display()
         );
-        for (name, body) in [("etcd.sh", etcd), ("apiserver.sh", apiserver)] {
+        let mut scripts = vec![("etcd.sh", etcd), ("apiserver.sh", apiserver)];
+        if controller_manager {
+            scripts.push((
+                "kcm.sh",
+                format!(
+                    "#!/bin/sh\nexec '{b}/kube-controller-manager' --kubeconfig='{d}/kubeconfig' \
+                     --controllers=deployment,replicaset,garbagecollector,namespace \
+                     --leader-elect=false --secure-port=0\n",
+                    b = bins.display()
+                ),
+            ));
+        }
+        for (name, body) in scripts {
             let p = dir.join(name);
             std::fs::write(&p, body).expect("write a start script");
             run_ok(Command::new("chmod").arg("+x").arg(&p));
