@@ -76,7 +76,11 @@ pub enum Scale {
 
 /// One thing for the reconciler to do, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum Action {
     /// Write these weights on the two managed backends (they add up to 100).
     SetWeights {
