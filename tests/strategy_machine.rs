@@ -477,3 +477,49 @@ fn bad_specs_name_the_field() {
         assert!(next(&s, &sim.status, &sim.observations(None), sim.now).is_err());
     }
 }
+
+#[test]
+fn history_keeps_the_last_ten_and_conditions_follow_the_phase() {
+    let yaml = "targetRef: {name: podinfo}\nservice: {port: 9898}\nstrategy: {canary: {steps: [{setWeight: 50}]}}\n";
+    let mut sim = Sim::new(spec(yaml));
+    sim.tick();
+    for n in 1..=12 {
+        sim.revision = format!("rev{n}");
+        sim.tick_after(10, None);
+        sim.run_until_done(10, 10);
+        assert_eq!(sim.status.phase, Phase::Succeeded);
+    }
+    let revs: Vec<&str> = sim
+        .status
+        .history
+        .iter()
+        .map(|h| h.revision.as_str())
+        .collect();
+    assert_eq!(
+        revs,
+        [
+            "rev3", "rev4", "rev5", "rev6", "rev7", "rev8", "rev9", "rev10", "rev11", "rev12"
+        ]
+    );
+    let progressing = sim
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .expect("condition");
+    assert_eq!(progressing.reason, "RolloutCompleted");
+
+    let (mut sim, run) = at_step_analysis();
+    sim.runs.insert(run, RunPhase::Failed);
+    let d = sim.tick_after(1, None);
+    let c = d
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .expect("condition");
+    assert_eq!(
+        (c.reason.as_str(), c.last_transition_time),
+        ("RolloutAborted", sim.now)
+    );
+}

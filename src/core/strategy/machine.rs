@@ -17,6 +17,9 @@ use super::time::Timestamp;
 
 /// How long to wait before looking again at something that is not ready yet.
 pub const READINESS_POLL_SECS: u64 = 5;
+/// Safety net while an analysis run is pending or running (its phase changes also
+/// trigger a reconcile).
+pub const ANALYSIS_POLL_SECS: u64 = 30;
 
 /// Condition type: a rollout is under way (True), finished (False/`RolloutCompleted`)
 /// or aborted (False/`RolloutAborted`).
@@ -752,6 +755,7 @@ impl Machine<'_> {
                             st.phase = Phase::Progressing;
                             st.pause_reason = None;
                             st.message = Some(format!("Step {i}: waiting for analysis run {name}"));
+                            self.requeue(ANALYSIS_POLL_SECS);
                             return;
                         }
                     }
