@@ -523,3 +523,30 @@ fn history_keeps_the_last_ten_and_conditions_follow_the_phase() {
         ("RolloutAborted", sim.now)
     );
 }
+
+#[test]
+fn a_new_revision_after_a_failed_promotion_starts_from_the_primary() {
+    let mut sim = Sim::started(spec(
+        "targetRef: {name: podinfo}\nservice: {port: 9898}\nstrategy: {canary: {steps: [{setWeight: 40}]}}\n",
+    ));
+    let d = sim.tick();
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(40));
+    assert_eq!(
+        sim.status.phase,
+        Phase::Promoting,
+        "no step left after the weight"
+    );
+    sim.primary = Readiness::Stalled;
+    let d = sim.tick();
+    assert_eq!(
+        (d.status.phase, d.status.canary_weight),
+        (Phase::Failed, 100)
+    );
+    sim.primary = Readiness::Ready;
+    sim.revision = "rev2".into();
+    let d = sim.tick();
+    assert_eq!(d.status.phase, Phase::Progressing);
+    assert_eq!(d.weights().map(|(p, c)| (p.get(), c.get())), Some((100, 0)));
+    let d = sim.tick();
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(40));
+}

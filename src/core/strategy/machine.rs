@@ -326,9 +326,6 @@ impl Machine<'_> {
         if !same_revision {
             if self.d.status.phase.is_active() {
                 self.stop_runs();
-                if self.d.status.canary_weight != 0 {
-                    self.set_weights(Weight::ZERO);
-                }
                 self.event(
                     EventReason::RolloutRestarted,
                     false,
@@ -358,9 +355,6 @@ impl Machine<'_> {
                 false,
                 format!("Retrying revision {rev}"),
             );
-            if self.d.status.canary_weight != 0 {
-                self.set_weights(Weight::ZERO);
-            }
             self.start(&rev);
             return;
         }
@@ -437,6 +431,11 @@ impl Machine<'_> {
     }
 
     fn start(&mut self, rev: &str) {
+        // Every rollout begins with all traffic on the primary (also after a restart or a
+        // failed promotion that left traffic on the canary).
+        if self.d.status.canary_weight != 0 {
+            self.set_weights(Weight::ZERO);
+        }
         let now = self.now;
         let st = self.st();
         st.phase = Phase::Progressing;
