@@ -215,3 +215,25 @@ fn wrong_kind_version_or_missing_file_are_usage_errors() {
     assert_eq!(out.status.code(), Some(64), "bad flag value");
     assert!(Path::new(&data("canary-steps.yaml")).exists());
 }
+
+#[test]
+fn reads_standard_input_with_dash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+        .args(["plan", "-f", "-", "--output", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("rollgate runs");
+    let text = std::fs::read(data("flagger-shorthand.yaml")).expect("example");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&text)
+        .expect("write");
+    let out = child.wait_with_output().expect("exit");
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(canary_weights(&v), [20, 20, 40, 40, 60, 60]);
+}

@@ -21,7 +21,7 @@ pub const API_VERSION: &str = "rollgate.dev/v1alpha1";
 /// Arguments of `rollgate plan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The Rollout manifest (YAML, `kind: Rollout`).
+    /// The Rollout manifest (YAML, `kind: Rollout`); `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: PathBuf,
     /// Print as text or as one JSON document.
@@ -55,7 +55,12 @@ struct Metadata {
 /// A [`UsageError`] when the file cannot be read, is not YAML, is not a Rollout, or
 /// its spec is invalid (with file, line and field); an I/O error writing stdout.
 pub async fn run(args: Args) -> anyhow::Result<Exit> {
-    let text = std::fs::read_to_string(&args.file).map_err(|e| {
+    let read = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(&args.file)
+    };
+    let text = read.map_err(|e| {
         UsageError(format!(
             "{}: cannot read the Rollout: {e}",
             args.file.display()
