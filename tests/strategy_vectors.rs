@@ -367,3 +367,38 @@ fn every_vector_is_used_or_named() {
     }
     let _ = Scale::Zero;
 }
+
+/// flagger-semantics §1: interval default 60s, below 10s → 10s; threshold <= 0 → 1;
+/// maxWeight 0 → 100.
+#[test]
+fn flagger_analysis_defaults() {
+    use rollgate::core::strategy::{AnalysisSource, PlanStep};
+    let plan_of = |analysis: &str| {
+        compile(&spec(&format!(
+            "targetRef: {{name: p}}\nservice: {{port: 1}}\nstrategy: {{canary: {{analysis: {{{analysis}}}}}}}\n"
+        )))
+        .expect("compiles")
+    };
+    let pause_secs = |plan: &rollgate::core::strategy::Plan| match &plan.steps[1] {
+        PlanStep::Pause {
+            duration: Some(d), ..
+        } => d.as_secs_ceil(),
+        other => panic!("not a timed pause: {other:?}"),
+    };
+    assert_eq!(pause_secs(&plan_of("stepWeight: 50")), 60);
+    assert_eq!(pause_secs(&plan_of("stepWeight: 50, interval: 5s")), 10);
+    assert_eq!(pause_secs(&plan_of("stepWeight: 50, interval: 2m")), 120);
+    let p = plan_of(
+        "stepWeight: 50, maxWeight: 0, threshold: -3, metrics: [{name: request-success-rate}]",
+    );
+    assert_eq!(p.weights().last().map(|w| w.get()), Some(100));
+    match &p.background.as_ref().expect("checks").source {
+        AnalysisSource::FlaggerChecks { threshold, .. } => assert_eq!(*threshold, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        plan_of("stepWeight: 25").minimum_secs(),
+        4 * 60,
+        "interval × maxWeight/stepWeight"
+    );
+}

@@ -3,6 +3,17 @@
 //!
 //! The machine never performs anything: it returns the actions for the reconciler to
 //! carry out, the status to write, the events to emit and when to look again.
+//!
+//! Order of one tick: first sight of the target initialises the primary (no analysis);
+//! a revision other than `lastAppliedRevision` stops the current rollout and starts a new
+//! one, unless it is `lastPromotedRevision` (a GitOps revert), which is settled without
+//! analysis; a retry restarts an aborted revision; an abort request aborts; otherwise
+//! the canary must be ready (or the progress deadline aborts), then the background
+//! analysis and the steps are followed, at most one weight change per tick. Abort puts
+//! the canary's weight to 0 at once; an aborted revision stays `Failed` until retried or
+//! replaced. Promotion copies the template, waits for the primary, returns traffic to it
+//! (by `stepWeightPromotion` per tick, or at once), waits `scaleDownDelaySeconds` and
+//! scales the canary to zero.
 
 use std::collections::BTreeMap;
 
