@@ -3,6 +3,17 @@
 //!
 //! The machine never performs anything: it returns the actions for the reconciler to
 //! carry out, the status to write, the events to emit and when to look again.
+//!
+//! Order of one tick: first sight of the target initialises the primary (no analysis);
+//! a revision other than `lastAppliedRevision` stops the current rollout and starts a new
+//! one, unless it is `lastPromotedRevision` (a GitOps revert), which is settled without
+//! analysis; a retry restarts an aborted revision; an abort request aborts; otherwise
+//! the canary must be ready (or the progress deadline aborts), then the background
+//! analysis and the steps are followed, at most one weight change per tick. Abort puts
+//! the canary's weight to 0 at once; an aborted revision stays `Failed` until retried or
+//! replaced. Promotion copies the template, waits for the primary, returns traffic to it
+//! (by `stepWeightPromotion` per tick, or at once), waits `scaleDownDelaySeconds` and
+//! scales the canary to zero.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +28,9 @@ use super::time::Timestamp;
 
 /// How long to wait before looking again at something that is not ready yet.
 pub const READINESS_POLL_SECS: u64 = 5;
+/// Safety net while an analysis run is pending or running (its phase changes also
+/// trigger a reconcile).
+pub const ANALYSIS_POLL_SECS: u64 = 30;
 
 /// Condition type: a rollout is under way (True), finished (False/`RolloutCompleted`)
 /// or aborted (False/`RolloutAborted`).
@@ -76,7 +90,11 @@ pub enum Scale {
 
 /// One thing for the reconciler to do, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum Action {
     /// Write these weights on the two managed backends (they add up to 100).
     SetWeights {
@@ -319,9 +337,6 @@ impl Machine<'_> {
         if !same_revision {
             if self.d.status.phase.is_active() {
                 self.stop_runs();
-                if self.d.status.canary_weight != 0 {
-                    self.set_weights(Weight::ZERO);
-                }
                 self.event(
                     EventReason::RolloutRestarted,
                     false,
@@ -351,9 +366,6 @@ impl Machine<'_> {
                 false,
                 format!("Retrying revision {rev}"),
             );
-            if self.d.status.canary_weight != 0 {
-                self.set_weights(Weight::ZERO);
-            }
             self.start(&rev);
             return;
         }
@@ -430,6 +442,11 @@ impl Machine<'_> {
     }
 
     fn start(&mut self, rev: &str) {
+        // Every rollout begins with all traffic on the primary (also after a restart or a
+        // failed promotion that left traffic on the canary).
+        if self.d.status.canary_weight != 0 {
+            self.set_weights(Weight::ZERO);
+        }
         let now = self.now;
         let st = self.st();
         st.phase = Phase::Progressing;
@@ -748,6 +765,7 @@ impl Machine<'_> {
                             st.phase = Phase::Progressing;
                             st.pause_reason = None;
                             st.message = Some(format!("Step {i}: waiting for analysis run {name}"));
+                            self.requeue(ANALYSIS_POLL_SECS);
                             return;
                         }
                     }

@@ -6,11 +6,13 @@
 //! - [`machine`]: `next(spec, status, observations, now) -> Decision`, one tick at a time.
 //! - [`router`]: Gateway API weights on an HTTPRoute, touching only the two managed
 //!   backendRefs.
+//! - [`services`]: the Services a Rollout manages and their selectors.
 //! - [`time`]: Go-style durations and RFC 3339 timestamps, with no clock.
 
 pub mod machine;
 pub mod plan;
 pub mod router;
+pub mod services;
 pub mod spec;
 pub mod time;
 
@@ -20,5 +22,6 @@ pub use machine::{
 };
 pub use plan::{AnalysisSource, Plan, PlanStep, SpecError, compile, flagger_weights};
 pub use router::{RouteError, WeightUpdate, read_weights, set_weights};
+pub use services::{ManagedService, ServiceRole, managed_services};
 pub use spec::*;
 pub use time::{GoDuration, Timestamp};

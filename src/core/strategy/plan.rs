@@ -59,7 +59,11 @@ impl SpecError {
 
 /// Where an analysis run's metrics come from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum AnalysisSource {
     /// Argo Rollouts style: templates with args.
     Templates(AnalysisRef),
@@ -77,7 +81,11 @@ pub enum AnalysisSource {
 
 /// One step of a compiled plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 pub enum PlanStep {
     /// Set the canary's weight (the primary gets the rest).
     SetWeight {
