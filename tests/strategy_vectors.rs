@@ -14,11 +14,14 @@ use serde_json::{Value, json};
 use support::{Sim, spec};
 
 fn vectors() -> Value {
+    // The shared vectors sit beside the checkout (`../shared`), in CI as for developers.
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/rollouts/flagger-vectors.json"
+        "/../shared/vectors/flagger-cases.json"
     );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("vector file")).expect("json")
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (the shared vectors must sit beside the repo)"));
+    serde_json::from_str(&text).expect("json")
 }
 
 fn w(n: u64) -> Weight {
