@@ -510,3 +510,71 @@ async fn status_written_from_the_core_types_round_trips_through_server_side_appl
     let back = api.get_status("podinfo").await.expect("read status");
     assert_eq!(back.status.map(|s| s.status), Some(status));
 }
+
+/// The same for an AnalysisRun's status (metric results and measurements).
+#[tokio::test]
+async fn analysis_run_status_round_trips_through_server_side_apply() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::{Patch, PatchParams};
+    use rollgate::core::analysis::value::AnalysisPhase;
+    use rollgate::k8s::analysis::{
+        AnalysisRunStatus, MeasurementStatus, MetricResultStatus, RunSummary,
+    };
+
+    let cp = installed();
+    let ns = cp.namespace("crd-run-ssa");
+    assert!(create(cp, &ns, VALID_RUN).0);
+    let t: Time = serde_json::from_value(serde_json::json!("2026-11-25T17:00:00Z")).expect("time");
+    let status = AnalysisRunStatus {
+        phase: Some(AnalysisPhase::Failed),
+        message: Some("metric \"success-rate\" assessed Failed".into()),
+        started_at: Some(t.clone()),
+        completed_at: Some(t.clone()),
+        metric_results: vec![MetricResultStatus {
+            name: "success-rate".into(),
+            phase: AnalysisPhase::Failed,
+            count: 2,
+            successful: 1,
+            failed: 1,
+            inconclusive: 0,
+            error: 0,
+            consecutive_error: 0,
+            consecutive_success: 0,
+            dry_run: false,
+            message: None,
+            measurements: vec![MeasurementStatus {
+                phase: AnalysisPhase::Failed,
+                value: Some("[0.91]".into()),
+                message: None,
+                started_at: Some(t.clone()),
+                finished_at: Some(t),
+            }],
+        }],
+        dry_run_summary: None,
+        run_summary: Some(RunSummary {
+            count: 1,
+            failed: 1,
+            ..RunSummary::default()
+        }),
+    };
+    let api: Api<AnalysisRun> = Api::namespaced(cp.client().await, &ns);
+    let patch = serde_json::json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "status": status,
+    });
+    api.patch_status(
+        "podinfo-1-step-2",
+        &PatchParams::apply("rollgate-controller").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("server-side apply of a run status");
+    let back = api
+        .get_status("podinfo-1-step-2")
+        .await
+        .expect("read status");
+    assert_eq!(back.status, Some(status));
+    let (_, table, _) = cp.kubectl(&["get", "-n", &ns, "rgar"], None);
+    assert!(table.contains("Failed"), "{table}");
+}
