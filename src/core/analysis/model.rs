@@ -402,14 +402,18 @@ pub struct WebMetric {
 pub struct BuiltinMetric {
     /// `request-success-rate` (percent) or `request-duration` (milliseconds).
     pub metric: String,
-    /// The mesh or ingress whose metrics are queried (Flagger's `spec.provider`).
+    /// The mesh or ingress whose metrics are queried (Flagger's `spec.provider`:
+    /// `istio`, `linkerd`, `nginx`, `gatewayapi:v1`, ...). Ignored when `query` is set.
+    #[serde(default)]
     pub mesh: String,
     /// Prometheus address (default: the run's Prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Namespace of the canary.
+    #[serde(default)]
     pub namespace: String,
     /// The target workload (Flagger's `targetRef.name`).
+    #[serde(default)]
     pub target: String,
     /// Service name (default: the target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,6 +430,13 @@ pub struct BuiltinMetric {
     /// Flagger's pass band: the check passes when `min <= value <= max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_range: Option<ThresholdRange>,
+    /// A rendered custom query (a Flagger `MetricTemplate`) checked Flagger's way instead
+    /// of a built-in one: `metric` is then only a label and the raw value is compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Skip TLS verification (a `MetricTemplate`'s `insecureSkipVerify`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// Flagger's `thresholdRange`: bounds themselves pass.
