@@ -180,15 +180,8 @@ fn print_text(status: &AnalysisRunStatus) -> anyhow::Result<()> {
             .max(6);
         writeln!(
             out,
-            "{:width$}  {:12}  {:>5}  {:>10}  {:>6}  {:>12}  {:>5}  {}",
-            "METRIC",
-            "PHASE",
-            "COUNT",
-            "SUCCESSFUL",
-            "FAILED",
-            "INCONCLUSIVE",
-            "ERROR",
-            "LAST VALUE"
+            "{:width$}  {:12}  {:>5}  {:>10}  {:>6}  {:>12}  {:>5}  LAST VALUE",
+            "METRIC", "PHASE", "COUNT", "SUCCESSFUL", "FAILED", "INCONCLUSIVE", "ERROR",
         )?;
         for r in &status.metric_results {
             let name = if r.dry_run {
