@@ -349,11 +349,14 @@ async fn secrets_reach_the_provider_but_never_the_status() {
         ..RunnerOptions::default()
     };
     let (status, events) = run(&s, vec![("rate", p.clone())], options).await;
-    let seen = p.metrics_seen.lock().unwrap();
-    assert_eq!(
-        seen[0].provider.web.as_ref().unwrap().url,
-        "http://127.0.0.1:1/?token=s3cr3t"
-    );
+    let url = p.metrics_seen.lock().unwrap()[0]
+        .provider
+        .web
+        .as_ref()
+        .unwrap()
+        .url
+        .clone();
+    assert_eq!(url, "http://127.0.0.1:1/?token=s3cr3t");
     let json = serde_json::to_string(&status).unwrap();
     assert!(!json.contains("s3cr3t"), "{json}");
     assert!(json.contains("token=*****"), "{json}");
