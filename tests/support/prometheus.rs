@@ -449,22 +449,22 @@ pub struct Traffic {
     pub ok: f64,
     /// Requests per second answered 5xx.
     pub errors: f64,
-    /// Latency buckets in seconds: (upper bound, requests per second in the bucket).
+    /// Latency buckets in seconds: (upper bound, fraction of the requests in the bucket).
     pub latency: &'static [(f64, f64)],
 }
 
-/// 99% success, p99 = 0.235 s (235 ms): a healthy canary.
+/// 99.5% success, p99 = 0.235 s (235 ms), mean 75 ms: a healthy canary.
 pub const HEALTHY: Traffic = Traffic {
-    ok: 99.0,
+    ok: 199.0,
     errors: 1.0,
-    latency: &[(0.05, 80.0), (0.1, 10.0), (0.25, 10.0)],
+    latency: &[(0.05, 0.8), (0.1, 0.1), (0.25, 0.1)],
 };
 
 /// 90% success, p99 ≈ 0.989 s (989 ms): a bad canary.
 pub const BAD: Traffic = Traffic {
     ok: 90.0,
     errors: 10.0,
-    latency: &[(0.05, 10.0), (0.1, 10.0), (0.25, 10.0), (1.0, 70.0)],
+    latency: &[(0.05, 0.1), (0.1, 0.1), (0.25, 0.1), (1.0, 0.7)],
 };
 
 fn scaled(buckets: &[(f64, f64)], factor: f64) -> Vec<(f64, f64)> {
@@ -476,7 +476,9 @@ fn scaled(buckets: &[(f64, f64)], factor: f64) -> Vec<(f64, f64)> {
 /// checked against the same numbers.
 pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backfill {
     let total = t.ok + t.errors;
-    let ms = scaled(t.latency, 1000.0);
+    let per_second: Vec<(f64, f64)> = t.latency.iter().map(|(le, f)| (*le, f * total)).collect();
+    let seconds = per_second.as_slice();
+    let ms = scaled(seconds, 1000.0);
     // Istio.
     let istio = format!(
         "reporter=\"destination\",destination_workload_namespace=\"{ns}\",destination_workload=\"{target}\""
@@ -510,7 +512,7 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
     // NGINX ingress (ingress named after the target; canary ingress label set).
     let nginx =
         format!("namespace=\"{ns}\",ingress=\"{target}\",canary=\"{ns}-{target}-canary-80\"");
-    let sum: f64 = t.latency.iter().map(|(le, r)| le * r).sum();
+    let sum: f64 = seconds.iter().map(|(le, r)| le * r).sum();
     b = b
         .counter(
             "nginx_ingress_controller_requests",
@@ -551,7 +553,7 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
             &format!("{http},status=\"503\""),
             t.errors,
         )
-        .buckets("http_request_duration_seconds_bucket", &http, t.latency);
+        .buckets("http_request_duration_seconds_bucket", &http, seconds);
     // Traefik (service names of the canary's TraefikService).
     let traefik = format!("service=\"{ns}-{target}-canary-80@kubernetescrd\"");
     let lat_ok: Vec<(f64, f64)> = t
@@ -603,5 +605,5 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
         &format!("{plain},code=\"503\""),
         t.errors,
     )
-    .buckets("http_request_duration_seconds_bucket", &plain, t.latency)
+    .buckets("http_request_duration_seconds_bucket", &plain, seconds)
 }
