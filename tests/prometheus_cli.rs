@@ -462,3 +462,81 @@ spec:
         missing.stderr
     );
 }
+
+/// The prometheus-related `conditions` vectors of argo-rollouts-cases.json: the result
+/// comes from a real Prometheus answer of the vector's type, the verdict from
+/// `rollgate analyze`.
+#[test]
+fn prometheus_condition_vectors_through_the_cli() {
+    let prom = Prometheus::start(
+        &data()
+            .gauge("two", "i=\"a\"", 10.0)
+            .gauge("two", "i=\"b\"", 11.0),
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let all = support::vectors("argo-rollouts-cases.json");
+    let cases: Vec<&serde_json::Value> = all["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .filter(|c| {
+            c["source"]
+                .as_str()
+                .is_some_and(|s| s.contains("metricproviders/prometheus"))
+        })
+        .collect();
+    assert!(cases.len() >= 5, "{}", cases.len());
+    for case in cases {
+        let query = match (&case["result_type"], &case["result"]) {
+            (t, serde_json::Value::Number(n)) if t == "float" => {
+                format!("scalar(vector({n}))")
+            }
+            (t, serde_json::Value::String(s)) if t == "float" && s == "NaN" => {
+                "scalar(nan_gauge)".to_owned()
+            }
+            (t, serde_json::Value::Array(a)) if t == "float_list" => {
+                assert_eq!(a, &[serde_json::json!(10.0), serde_json::json!(11.0)]);
+                "sort(two)".to_owned()
+            }
+            (t, _) if t == "unsupported_prom_type" => "\"abc\"".to_owned(),
+            other => panic!("unexpected case {other:?}"),
+        };
+        let mut conditions = String::new();
+        for (key, field) in [
+            ("success", "successCondition"),
+            ("failure", "failureCondition"),
+        ] {
+            if let Some(c) = case[key].as_str().filter(|c| !c.is_empty()) {
+                conditions.push_str(&format!("    {field}: '{c}'\n"));
+            }
+        }
+        let yaml = template(&prom.url, &query.replace('\'', "''"), &conditions).replace(
+            "  - name: m\n",
+            "  - name: m\n    consecutiveErrorLimit: 0\n",
+        );
+        let out = analyze(dir.path(), &yaml, &[], &[]);
+        let expected = case["expected"].as_str().expect("expected");
+        let measurement = &out.status["metricResults"][0]["measurements"][0];
+        assert_eq!(measurement["phase"], expected, "{case}\n{}", out.stdout);
+        let code = match expected {
+            "Successful" => 0,
+            "Failed" => 1,
+            "Inconclusive" => 2,
+            _ => 3,
+        };
+        assert_eq!(out.code, code, "{case}\n{}\n{}", out.stdout, out.stderr);
+        if let Some(v) = case["measurement_value"].as_str() {
+            assert_eq!(measurement["value"], v, "{case}");
+        }
+        if let Some(e) = case["error_contains"].as_str() {
+            assert!(
+                measurement["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(e),
+                "{case}\n{}",
+                out.stdout
+            );
+        }
+    }
+}
