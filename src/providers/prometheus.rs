@@ -1,10 +1,10 @@
 //! Argo's `prometheus` provider, through the `prometheus-http-query` crate.
 //!
 //! Authentication: headers (a bearer token is an `Authorization` header), basic auth and
-//! OAuth2 client credentials. Result shaping follows Argo exactly: a scalar is a float, a vector is a list of floats
-//! (also with one sample, and an empty, non-nil list with none), a matrix is flattened in
-//! series order, and any other result type is the error `Prometheus metric type not
-//! supported`. The measurement `value` is Go's float text (`10`, `NaN`, `+Inf`, `[10,11]`).
+//! OAuth2 client credentials. Result shaping follows Argo exactly: a scalar is a float, a
+//! vector is a list of floats (also with one sample, and an empty, non-nil list with
+//! none), a matrix is flattened in series order, and any other result type is the error
+//! `Prometheus metric type not supported`. The measurement `value` is Go's float text (`10`, `NaN`, `+Inf`, `[10,11]`).
 //! Warnings go to the measurement metadata (`warnings`), the resolved query to the metric
 //! metadata (`ResolvedPrometheusQuery`).
 //!
