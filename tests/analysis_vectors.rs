@@ -325,12 +325,21 @@ fn validation() {
     }
 }
 
+/// result, successCondition, failureCondition, phase, message.
+type Row = (
+    Value,
+    Option<&'static str>,
+    Option<&'static str>,
+    AnalysisPhase,
+    &'static str,
+);
+
 /// The table of §3 of the analysis semantics (measurement phase from conditions).
 #[test]
 fn measurement_phase_table() {
     let nan = Value::Float(f64::NAN);
     let inf = Value::Float(f64::INFINITY);
-    let rows: [(Value, Option<&str>, Option<&str>, AnalysisPhase, &str); 8] = [
+    let rows: [Row; 8] = [
         (
             nan.clone(),
             Some("result >= 0.9"),
