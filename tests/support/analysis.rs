@@ -5,10 +5,16 @@ use chrono::TimeZone;
 use rollgate::core::analysis::model::Metric;
 use rollgate::core::analysis::status::Time;
 
-/// The Argo Rollouts vectors, vendored from `shared/vectors` so a clean clone has them.
+/// The Argo Rollouts vectors from `../shared/vectors`, which sit beside the checkout in
+/// CI as for developers (a copy in the repo would drift from them silently).
 pub fn vectors() -> serde_json::Value {
-    let text = include_str!("../vectors/argo-rollouts-cases.json");
-    serde_json::from_str(text).expect("the vector file is JSON")
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/vectors/argo-rollouts-cases.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (the shared vectors must sit beside the repo)"));
+    serde_json::from_str(&text).expect("the vector file is JSON")
 }
 
 /// A fixed start time.
