@@ -1,0 +1,393 @@
+//! The `judge` provider against a real Prometheus (Debian's, backfilled with promtool):
+//! a healthy canary passes, a slower canary or one with more errors fails, missing data is
+//! an Error naming the arm and the query; and the shipped `analysis-templates/judge-*.yaml`
+//! through `rollgate analyze` (exit 0 on a healthy canary, 1 on a regressed one, 3 when
+//! the baseline has no data).
+
+#[path = "support/prometheus.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use rollgate::core::analysis::judge_metric::{Direction, JudgeMethod, JudgeMetric, SampleQueries};
+use rollgate::core::analysis::model::{Metric, MetricProvider};
+use rollgate::core::analysis::value::{AnalysisPhase, Observation, Value};
+use rollgate::providers::{ProviderError, ProviderSettings, build};
+use support::{Backfill, Prometheus, closed_address};
+
+const PODS: usize = 8;
+const HIST: &str = "http_request_duration_seconds_bucket";
+
+/// Per-pod latency histograms: p90 of pod `i` lies inside the bucket above `fast`/`slow`
+/// bounds, at a position that depends on `i`, so the pods differ.
+fn latency(mut b: Backfill, hash: &str, pod_prefix: &str, slow: bool, pods: usize) -> Backfill {
+    for i in 0..pods {
+        let c = 1.0 + i as f64;
+        let buckets: [(f64, f64); 4] = if slow {
+            [(0.25, 4.0), (0.5, 4.0), (1.0, c), (2.5, 1.0)]
+        } else {
+            [(0.05, 4.0), (0.1, 4.0), (0.25, c), (0.5, 1.0)]
+        };
+        let labels = format!(
+            "namespace=\"shop\",service=\"checkout\",rollouts_pod_template_hash=\"{hash}\",pod=\"{pod_prefix}-{i}\""
+        );
+        b = b.buckets(HIST, &labels, &buckets);
+    }
+    b
+}
+
+/// Per-pod request counters of one arm of `app`: 10 ok/s and `errors(i)` 5xx/s; pod 0
+/// has no 5xx series at all (as a pod that never failed).
+fn requests(mut b: Backfill, app: &str, track: &str, errors: impl Fn(usize) -> f64) -> Backfill {
+    for i in 0..PODS {
+        let labels =
+            format!("namespace=\"shop\",app=\"{app}\",track=\"{track}\",pod=\"{app}-{track}-{i}\"");
+        b = b.counter(
+            "http_requests_total",
+            &format!("{labels},code=\"200\""),
+            10.0,
+        );
+        if i > 0 {
+            b = b.counter(
+                "http_requests_total",
+                &format!("{labels},code=\"500\""),
+                errors(i),
+            );
+        }
+    }
+    b
+}
+
+fn data() -> Backfill {
+    let mut b = Backfill::new();
+    b = latency(b, "stable1", "stable", false, PODS);
+    b = latency(b, "healthy1", "healthy", false, PODS);
+    b = latency(b, "slow1", "slow", true, PODS);
+    b = latency(b, "lonely1", "lonely", false, 1);
+    // checkout: a healthy canary (same error ratios as its baseline);
+    // payments: a canary at ~3% errors against ~0.6%.
+    let base = |i: usize| 0.05 + 0.005 * i as f64;
+    b = requests(b, "checkout", "baseline", base);
+    b = requests(b, "checkout", "canary", base);
+    b = requests(b, "payments", "baseline", base);
+    b = requests(b, "payments", "canary", |i| 0.3 + 0.005 * i as f64);
+    b.gauge("broken_latency", "arm=\"baseline\"", f64::NAN)
+}
+
+fn p90(hash: &str) -> String {
+    format!(
+        "histogram_quantile(0.9, sum by (le, pod) (rate({HIST}{{rollouts_pod_template_hash=\"{hash}\"}}[1m])))"
+    )
+}
+
+fn error_ratio(app: &str, track: &str) -> String {
+    let sel = format!("namespace=\"shop\",app=\"{app}\",track=\"{track}\"");
+    format!(
+        "(sum by (pod) (rate(http_requests_total{{{sel},code=~\"5..\"}}[1m])) or 0 * sum by (pod) (rate(http_requests_total{{{sel}}}[1m]))) / sum by (pod) (rate(http_requests_total{{{sel}}}[1m]))"
+    )
+}
+
+fn judge_metric(address: &str, baseline: &str, canary: &str) -> Metric {
+    Metric {
+        name: "latency-judge".into(),
+        provider: MetricProvider {
+            judge: Some(JudgeMetric {
+                method: JudgeMethod::MannWhitney,
+                address: Some(address.into()),
+                samples: Some(SampleQueries {
+                    baseline: baseline.into(),
+                    canary: canary.into(),
+                    lookback: Some("10m".into()),
+                    step: Some("1m".into()),
+                }),
+                tolerance: Some(0.1),
+                ..JudgeMetric::default()
+            }),
+            ..MetricProvider::default()
+        },
+        ..Metric::default()
+    }
+}
+
+fn judge_of(m: &mut Metric) -> &mut JudgeMetric {
+    m.provider.judge.as_mut().expect("judge provider")
+}
+
+async fn measure(m: &Metric) -> Result<Observation, ProviderError> {
+    let p = build(m, &ProviderSettings::default())?;
+    p.measure(m).await
+}
+
+fn field<'a>(obs: &'a Observation, key: &str) -> &'a Value {
+    let Value::Map(map) = &obs.result else {
+        panic!("result is not a map: {:?}", obs.result)
+    };
+    map.get(key)
+        .unwrap_or_else(|| panic!("result has no {key}: {map:?}"))
+}
+
+fn float(obs: &Observation, key: &str) -> f64 {
+    match field(obs, key) {
+        Value::Float(f) => *f,
+        other => panic!("{key} is not a float: {other:?}"),
+    }
+}
+
+fn verdict(obs: &Observation) -> &str {
+    match field(obs, "verdict") {
+        Value::String(s) => s,
+        other => panic!("verdict is not a string: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn verdicts_from_real_prometheus() {
+    let prom = Prometheus::start(&data());
+
+    // Healthy: the canary's pods have the baseline's latency distribution.
+    let healthy = judge_metric(&prom.url, &p90("stable1"), &p90("healthy1"));
+    let obs = measure(&healthy).await.expect("healthy canary is judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+    assert_eq!(obs.phase, Some(AnalysisPhase::Successful));
+    assert_eq!(obs.message, None);
+    assert_eq!(float(&obs, "estimate"), 0.0);
+    assert!(float(&obs, "pValue") > 0.4, "{obs:?}");
+    // 8 pods × 11 points (10m window, 1m step, both ends included).
+    assert_eq!(field(&obs, "baselineCount"), &Value::Int(88));
+    assert_eq!(field(&obs, "canaryCount"), &Value::Int(88));
+    assert_eq!(field(&obs, "score"), &Value::Nil);
+    assert!(obs.value.starts_with("Pass: shift 0 ["), "{}", obs.value);
+    assert_eq!(
+        obs.metric_metadata.get("ResolvedBaselineQuery"),
+        Some(&p90("stable1"))
+    );
+
+    // Regressed: p90 about 0.97 s against about 0.24 s.
+    let slow = judge_metric(&prom.url, &p90("stable1"), &p90("slow1"));
+    let obs = measure(&slow).await.expect("slow canary is judged");
+    assert_eq!(verdict(&obs), "Fail", "{obs:?}");
+    assert_eq!(obs.phase, Some(AnalysisPhase::Failed));
+    let estimate = float(&obs, "estimate");
+    assert!((0.6..0.8).contains(&estimate), "estimate {estimate}");
+    assert!(
+        float(&obs, "ciLow") > 0.6 && float(&obs, "ciHigh") < 0.8,
+        "{obs:?}"
+    );
+    assert!(float(&obs, "pValue") < 1e-20, "{obs:?}");
+    let message = obs
+        .message
+        .as_deref()
+        .expect("a failed judge explains itself");
+    assert!(
+        message.starts_with("judge mannWhitney: Fail: shift +0."),
+        "{message}"
+    );
+
+    // The same slowdown is no regression when a decrease is what counts.
+    let mut faster_is_bad = slow.clone();
+    judge_of(&mut faster_is_bad).direction = Direction::Decrease;
+    let obs = measure(&faster_is_bad).await.expect("judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+    assert!(float(&obs, "pValue") > 0.99, "{obs:?}");
+
+    // ... nor when 400% slower is tolerated.
+    let mut tolerant = slow.clone();
+    judge_of(&mut tolerant).tolerance = Some(4.0);
+    let obs = measure(&tolerant).await.expect("judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+
+    // Error ratios: healthy checkout canary passes, payments canary (3% vs 0.6%) fails.
+    let ok = judge_metric(
+        &prom.url,
+        &error_ratio("checkout", "baseline"),
+        &error_ratio("checkout", "canary"),
+    );
+    let obs = measure(&ok).await.expect("judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+    let bad = judge_metric(
+        &prom.url,
+        &error_ratio("payments", "baseline"),
+        &error_ratio("payments", "canary"),
+    );
+    let obs = measure(&bad).await.expect("judged");
+    assert_eq!(verdict(&obs), "Fail", "{obs:?}");
+    let estimate = float(&obs, "estimate");
+    assert!((0.02..0.03).contains(&estimate), "estimate {estimate}");
+
+    // With conditions, the conditions decide: the provider sets no phase.
+    let mut with_conditions = bad.clone();
+    with_conditions.success_condition = Some("result.verdict == \"Pass\"".into());
+    let obs = measure(&with_conditions).await.expect("judged");
+    assert_eq!(obs.phase, None);
+    assert_eq!(obs.message, None);
+    assert_eq!(verdict(&obs), "Fail");
+}
+
+#[tokio::test]
+async fn missing_data_is_an_error_naming_arm_and_query() {
+    let prom = Prometheus::start(&data());
+
+    // Empty baseline: nothing has this hash.
+    let empty = judge_metric(&prom.url, &p90("nosuchhash"), &p90("healthy1"));
+    let err = measure(&empty).await.expect_err("no baseline data");
+    let expected = format!(
+        "judge metric \"latency-judge\", baseline query \"{}\": no data (no samples in the last 600s)",
+        p90("nosuchhash")
+    );
+    assert_eq!(err.message, expected);
+
+    // Empty canary.
+    let empty = judge_metric(&prom.url, &p90("stable1"), &p90("nosuchhash"));
+    let err = measure(&empty).await.expect_err("no canary data");
+    assert!(
+        err.message
+            .starts_with("judge metric \"latency-judge\", canary query \""),
+        "{}",
+        err.message
+    );
+
+    // Only NaN points.
+    let nan = judge_metric(&prom.url, "broken_latency", &p90("healthy1"));
+    let err = measure(&nan).await.expect_err("NaN baseline");
+    assert_eq!(
+        err.message,
+        "judge metric \"latency-judge\", baseline query \"broken_latency\": no data (no samples in the last 600s, 11 NaN points dropped)"
+    );
+
+    // Too few samples: one canary pod gives 11 points, fewer than minSamples 20.
+    let mut few = judge_metric(&prom.url, &p90("stable1"), &p90("lonely1"));
+    judge_of(&mut few).min_samples = Some(20);
+    let err = measure(&few).await.expect_err("too few canary samples");
+    assert_eq!(
+        err.message,
+        format!(
+            "judge metric \"latency-judge\", canary query \"{}\": the canary query returned 11 usable samples (NaN dropped: 0), fewer than minSamples 20",
+            p90("lonely1")
+        )
+    );
+
+    // A PromQL error names the arm and the query.
+    let bad = judge_metric(&prom.url, "sum(", &p90("healthy1"));
+    let err = measure(&bad).await.expect_err("syntax error");
+    assert!(
+        err.message
+            .starts_with("judge metric \"latency-judge\", baseline arm: prometheus query \"sum(\" failed: bad_data"),
+        "{}",
+        err.message
+    );
+
+    // Prometheus down.
+    let down = judge_metric(&closed_address(), &p90("stable1"), &p90("healthy1"));
+    let err = measure(&down).await.expect_err("nothing listens");
+    assert!(
+        err.message.contains("baseline arm") && err.message.contains("cannot connect to"),
+        "{}",
+        err.message
+    );
+
+    // Misconfiguration is refused when the provider is built.
+    let mut no_samples = judge_metric(&prom.url, "x", "y");
+    judge_of(&mut no_samples).samples = None;
+    let err = build(&no_samples, &ProviderSettings::default())
+        .err()
+        .expect("samples are required");
+    assert_eq!(
+        err.message,
+        "judge field samples: method mannWhitney needs samples.baseline and samples.canary"
+    );
+}
+
+fn template(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("analysis-templates")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// `rollgate analyze`: exit code and stdout.
+fn analyze(prom: &str, file: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollgate"));
+    cmd.args([
+        "analyze",
+        "-f",
+        file,
+        "--prometheus",
+        prom,
+        "--error-retry-interval",
+        "100ms",
+        "--arg",
+        "initial-delay=0s",
+    ]);
+    for a in args {
+        cmd.args(["--arg", a]);
+    }
+    cmd.env_remove("ARGO_ROLLOUTS_PROMETHEUS_ADDRESS");
+    let out = cmd.output().expect("run rollgate");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_templates_through_rollgate_analyze() {
+    let prom = Prometheus::start(&data());
+    let mw = template("judge-mann-whitney.yaml");
+    let common = [
+        "namespace=shop",
+        "service=checkout",
+        "baseline-hash=stable1",
+    ];
+
+    let (code, out, err) = analyze(
+        &prom.url,
+        &mw,
+        &[&common[..], &["canary-hash=healthy1"]].concat(),
+    );
+    assert_eq!(code, 0, "healthy canary\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Phase:   Successful"), "{out}");
+    assert!(out.contains("Pass: shift 0 ["), "{out}");
+
+    let (code, out, err) = analyze(
+        &prom.url,
+        &mw,
+        &[&common[..], &["canary-hash=slow1"]].concat(),
+    );
+    assert_eq!(code, 1, "slow canary\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Phase:   Failed"), "{out}");
+    assert!(out.contains("judge mannWhitney: Fail: shift +0."), "{out}");
+
+    // No baseline data: Error after consecutiveErrorLimit + 1 (5) errors, exit 3.
+    let (code, out, err) = analyze(
+        &prom.url,
+        &mw,
+        &[
+            "namespace=shop",
+            "service=checkout",
+            "baseline-hash=nosuchhash",
+            "canary-hash=healthy1",
+        ],
+    );
+    assert_eq!(code, 3, "empty baseline\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Phase:   Error"), "{out}");
+    assert!(
+        out.contains("judge metric \\\"p90-latency-vs-baseline\\\", baseline query")
+            || out.contains("judge metric \"p90-latency-vs-baseline\", baseline query"),
+        "{out}"
+    );
+    assert!(out.contains("no data"), "{out}");
+
+    // Conditions over the result map.
+    let cond = template("judge-conditions.yaml");
+    let (code, out, err) = analyze(&prom.url, &cond, &["namespace=shop", "app=checkout"]);
+    assert_eq!(
+        code, 0,
+        "healthy error ratio\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    let (code, out, err) = analyze(&prom.url, &cond, &["namespace=shop", "app=payments"]);
+    assert_eq!(code, 1, "3% errors\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Phase:   Failed"), "{out}");
+}
