@@ -18,7 +18,7 @@
 
 pub mod kayenta;
 pub mod mwu;
-// pub mod sequential;
+pub mod sequential;
 pub mod shift;
 
 mod pairwise;
@@ -26,6 +26,10 @@ mod rank;
 
 pub use mwu::{Alternative, Method, MwuOptions, MwuResult, mann_whitney};
 
+pub use sequential::{
+    ConfidenceSequence, CountTest, CountTestConfig, Counts, Decision, SequentialResult, ShiftTest,
+    ShiftTestConfig,
+};
 pub use shift::{ShiftInterval, hodges_lehmann, wilcox_asymptotic, wilcox_asymptotic_zeroin};
 
 /// Why a judge could not compute its result.
