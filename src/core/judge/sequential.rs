@@ -162,7 +162,7 @@ impl CountTest {
                 reason: format!("{} is not positive", config.concentration),
             });
         }
-        if !(config.pass_ratio > 0.0) {
+        if config.pass_ratio.is_nan() || config.pass_ratio <= 0.0 {
             return Err(JudgeError::InvalidParameter {
                 name: "pass_ratio",
                 reason: format!("{} is not positive", config.pass_ratio),
@@ -263,7 +263,7 @@ impl CountTest {
         let low = if xc == 0.0 || !inside(1e-300_f64.max(hat)) {
             0.0
         } else {
-            bisect(|t| inside(t), 0.0, hat)
+            bisect(inside, 0.0, hat)
         };
         let high = if xb == 0.0 {
             1.0
@@ -443,7 +443,7 @@ impl ShiftTest {
         let (b, c) = (self.baseline, self.canary);
         let ready = b.n >= cfg.min_samples.max(2) && c.n >= cfg.min_samples.max(2);
         let v = c.variance() / c.n as f64 + b.variance() / b.n as f64;
-        if !ready || !(v > 0.0) {
+        if !ready || v.is_nan() || v <= 0.0 {
             let estimate = if b.n > 0 && c.n > 0 {
                 (c.mean - b.mean).exp() - 1.0
             } else {
