@@ -143,3 +143,40 @@ fn asymptotic_interval_roots_land_in_their_acceptable_intervals() {
     }
     assert!(roots >= 100);
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use rollgate::core::judge::{MwuOptions, hodges_lehmann, mann_whitney};
+
+    fn sample() -> impl Strategy<Value = Vec<f64>> {
+        // quarter steps so that ties within and between samples are common
+        prop::collection::vec((-40i32..40).prop_map(|v| f64::from(v) / 4.0), 1..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn u_counts_pairs_and_hl_is_the_median_difference(x in sample(), y in sample()) {
+            let r = mann_whitney(&x, &y, MwuOptions::default()).expect("valid");
+            let mut twice_u = 0u64;
+            let mut diffs = Vec::new();
+            for a in &x {
+                for b in &y {
+                    twice_u += if a > b { 2 } else if a == b { 1 } else { 0 };
+                    diffs.push(b - a);
+                }
+            }
+            prop_assert_eq!(r.u, twice_u as f64 / 2.0);
+            prop_assert_eq!(r.u + r.u_canary, (x.len() * y.len()) as f64);
+            prop_assert!(r.p_value.is_nan() || (0.0..=1.0).contains(&r.p_value));
+            diffs.sort_by(f64::total_cmp);
+            let k = diffs.len();
+            let median = if k % 2 == 1 { diffs[k / 2] } else { (diffs[k / 2 - 1] + diffs[k / 2]) / 2.0 };
+            let hl = hodges_lehmann(&x, &y, 0.95).expect("valid");
+            prop_assert_eq!(hl.estimate, median);
+            prop_assert!(hl.low <= hl.estimate && hl.estimate <= hl.high);
+            prop_assert!(diffs.contains(&hl.low) && diffs.contains(&hl.high));
+        }
+    }
+}

@@ -1,4 +1,5 @@
 //! Loading the shared judge vectors (`../shared/vectors`) for the judge tests.
+#![allow(dead_code)] // each test file uses a different subset of these helpers
 
 use std::path::PathBuf;
 

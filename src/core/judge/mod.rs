@@ -16,9 +16,9 @@
 //!
 //! Everything here is pure and synchronous: samples and counters come in as arguments.
 
-// pub mod kayenta;
+pub mod kayenta;
 pub mod mwu;
-// pub mod sequential;
+pub mod sequential;
 pub mod shift;
 
 mod pairwise;
@@ -26,7 +26,11 @@ mod rank;
 
 pub use mwu::{Alternative, Method, MwuOptions, MwuResult, mann_whitney};
 
-pub use shift::{ShiftInterval, hodges_lehmann, wilcox_asymptotic};
+pub use sequential::{
+    ConfidenceSequence, CountTest, CountTestConfig, Counts, Decision, SequentialResult, ShiftTest,
+    ShiftTestConfig,
+};
+pub use shift::{ShiftInterval, hodges_lehmann, wilcox_asymptotic, wilcox_asymptotic_zeroin};
 
 /// Why a judge could not compute its result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -142,4 +146,33 @@ pub(crate) fn normal_sf(z: f64) -> f64 {
 /// Standard normal quantile `Φ⁻¹(p)`.
 pub(crate) fn normal_quantile(p: f64) -> f64 {
     -std::f64::consts::SQRT_2 * statrs::function::erf::erfc_inv(2.0 * p)
+}
+
+/// SplitMix64: a tiny deterministic generator (pivot choice, Kayenta's noise rule).
+pub(crate) struct SplitMix(pub(crate) u64);
+
+impl SplitMix {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, bound)` (modulo bias is negligible for the bounds used here).
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    /// Uniform in (0, 1).
+    pub(crate) fn uniform(&mut self) -> f64 {
+        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub(crate) fn gaussian(&mut self) -> f64 {
+        let (u1, u2) = (self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
 }

@@ -14,28 +14,12 @@
 //! Differences are compared exactly as computed, `fl(y_j − x_i)`; rounding is monotone, so
 //! the rows and columns stay sorted in floating point too.
 
+use super::SplitMix;
+
 /// The pairwise differences `y_j − x_i` of two ascending samples.
 pub(crate) struct PairwiseDiffs<'a> {
     x: &'a [f64],
     y: &'a [f64],
-}
-
-/// SplitMix64: a tiny deterministic generator for pivot choice.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        // bound ≤ 2^40 here, so modulo bias is negligible for pivot choice
-        self.next() % bound
-    }
 }
 
 const SAMPLE: usize = 48;
