@@ -10,7 +10,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use rollgate::core::analysis::judge_metric::{Direction, JudgeMethod, JudgeMetric, SampleQueries};
+use rollgate::core::analysis::judge_metric::{
+    CountQueries, Direction, JudgeMethod, JudgeMetric, SampleQueries,
+};
 use rollgate::core::analysis::model::{Metric, MetricProvider};
 use rollgate::core::analysis::value::{AnalysisPhase, Observation, Value};
 use rollgate::providers::{ProviderError, ProviderSettings, build};
@@ -390,4 +392,142 @@ fn shipped_templates_through_rollgate_analyze() {
     let (code, out, err) = analyze(&prom.url, &cond, &["namespace=shop", "app=payments"]);
     assert_eq!(code, 1, "3% errors\nstdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("Phase:   Failed"), "{out}");
+}
+
+fn counts_metric(address: &str, app: &str) -> Metric {
+    let q = |track: &str, errors: bool| {
+        let code = if errors { ",code=~\"5..\"" } else { "" };
+        format!(
+            "sum(increase(http_requests_total{{namespace=\"shop\",app=\"{app}\",track=\"{track}\"{code}}}[$__range]))"
+        )
+    };
+    Metric {
+        name: "errors-judge".into(),
+        provider: MetricProvider {
+            judge: Some(JudgeMetric {
+                method: JudgeMethod::SequentialCounts,
+                address: Some(address.into()),
+                counts: Some(CountQueries {
+                    baseline_errors: q("baseline", true),
+                    baseline_requests: q("baseline", false),
+                    canary_errors: q("canary", true),
+                    canary_requests: q("canary", false),
+                    canary_weight: None,
+                    since: Some("30m".into()),
+                }),
+                ..JudgeMetric::default()
+            }),
+            ..MetricProvider::default()
+        },
+        ..Metric::default()
+    }
+}
+
+fn int(obs: &Observation, key: &str) -> i64 {
+    match field(obs, key) {
+        Value::Int(i) => *i,
+        other => panic!("{key} is not an int: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sequential_counts_kayenta_and_sequential_latency() {
+    let prom = Prometheus::start(&data());
+
+    // Error counts over the last 30 minutes: 80 requests/s per arm, ~0.6% errors.
+    let healthy = counts_metric(&prom.url, "checkout");
+    let provider = build(&healthy, &ProviderSettings::default()).expect("provider");
+    let obs = provider.measure(&healthy).await.expect("judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+    assert_eq!(obs.phase, Some(AnalysisPhase::Successful));
+    let requests = int(&obs, "baselineCount");
+    assert!(
+        (140_000..=148_000).contains(&requests),
+        "{requests} requests in 30m"
+    );
+    let ratio = float(&obs, "estimate");
+    assert!((0.95..1.05).contains(&ratio), "error-rate ratio {ratio}");
+    assert!(
+        float(&obs, "ciHigh") < 1.5 && float(&obs, "ciLow") < 1.0,
+        "{obs:?}"
+    );
+    assert!(
+        obs.value.starts_with("Pass: error-rate ratio 1"),
+        "{}",
+        obs.value
+    );
+    let resolved = &obs.metric_metadata["ResolvedCanaryErrorsQuery"];
+    assert!(resolved.ends_with("[1800s]))"), "{resolved}");
+    // A second look counts from the same start: the window has grown.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = provider.measure(&healthy).await.expect("judged");
+    let resolved = &again.metric_metadata["ResolvedCanaryErrorsQuery"];
+    assert!(
+        resolved.ends_with("[1801s]))") || resolved.ends_with("[1802s]))"),
+        "{resolved}"
+    );
+    assert!(float(&again, "pValue") <= float(&obs, "pValue"));
+
+    // 3% errors in the canary against 0.6%: rolled back.
+    let bad = counts_metric(&prom.url, "payments");
+    let obs = measure(&bad).await.expect("judged");
+    assert_eq!(verdict(&obs), "Fail", "{obs:?}");
+    assert_eq!(obs.phase, Some(AnalysisPhase::Failed));
+    let ratio = float(&obs, "estimate");
+    assert!((4.0..5.0).contains(&ratio), "error-rate ratio {ratio}");
+    assert!(float(&obs, "pValue") < 1e-6, "{obs:?}");
+
+    // A counter query without data names the counter and the query.
+    let mut empty = counts_metric(&prom.url, "nosuchapp");
+    empty.name = "errors-judge".into();
+    let err = measure(&empty).await.expect_err("no data");
+    assert!(
+        err.message.starts_with("judge metric \"errors-judge\", baseline errors query \"sum(increase(http_requests_total{namespace=\"shop\",app=\"nosuchapp\""),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message
+            .ends_with("no data (append `or vector(0)` if no series means zero)"),
+        "{}",
+        err.message
+    );
+
+    // Kayenta's classifier on the latency samples.
+    let mut kayenta = judge_metric(&prom.url, &p90("stable1"), &p90("slow1"));
+    let k = judge_of(&mut kayenta);
+    k.method = JudgeMethod::Kayenta;
+    k.tolerance = None;
+    let obs = measure(&kayenta).await.expect("judged");
+    assert_eq!(verdict(&obs), "Fail", "{obs:?}");
+    assert_eq!(field(&obs, "score"), &Value::Float(0.0));
+    assert!(float(&obs, "ciLow") > 0.6, "{obs:?}");
+    let mut kayenta_ok = judge_metric(&prom.url, &p90("stable1"), &p90("healthy1"));
+    judge_of(&mut kayenta_ok).method = JudgeMethod::Kayenta;
+    let obs = measure(&kayenta_ok).await.expect("judged");
+    assert_eq!(verdict(&obs), "Pass", "{obs:?}");
+    assert_eq!(field(&obs, "score"), &Value::Float(100.0));
+
+    // Sequential latency: slower canary fails, same distribution passes; a second look
+    // adds only the new points.
+    let mut slow = judge_metric(&prom.url, &p90("stable1"), &p90("slow1"));
+    judge_of(&mut slow).method = JudgeMethod::SequentialLatency;
+    judge_of(&mut slow).tolerance = None;
+    let obs = measure(&slow).await.expect("judged");
+    assert_eq!(verdict(&obs), "Fail", "{obs:?}");
+    let shift = float(&obs, "estimate");
+    assert!((2.5..3.5).contains(&shift), "relative shift {shift}");
+    let mut same = judge_metric(&prom.url, &p90("stable1"), &p90("healthy1"));
+    let s = judge_of(&mut same);
+    s.method = JudgeMethod::SequentialLatency;
+    s.tolerance = None;
+    s.samples.as_mut().expect("samples").step = Some("1s".into());
+    let provider = build(&same, &ProviderSettings::default()).expect("provider");
+    let first = provider.measure(&same).await.expect("judged");
+    assert_eq!(verdict(&first), "Pass", "{first:?}");
+    assert_eq!(int(&first, "baselineCount"), 8 * 601);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let second = provider.measure(&same).await.expect("judged");
+    let added = int(&second, "baselineCount") - 8 * 601;
+    assert!((8..=8 * 3).contains(&added), "added {added} points");
 }

@@ -11,9 +11,9 @@
 //! | `verdict` | string | `Pass`, `Fail`, `Marginal` or `Continue` ([`Verdict`]) |
 //! | `score` | float or nil | Kayenta's 0–100 score (`kayenta` only; nil otherwise) |
 //! | `pValue` | float | the test's p-value (anytime-valid for the sequential judges) |
-//! | `estimate` | float | the estimated change, canary − baseline |
-//! | `ciLow`, `ciHigh` | float | its confidence interval (or confidence sequence) |
-//! | `baselineCount`, `canaryCount` | int | samples used per arm |
+//! | `estimate` | float | the change: shift canary − baseline (`mannWhitney`, `kayenta`), error-rate ratio canary/baseline (`sequentialCounts`), relative shift canary/baseline − 1 (`sequentialLatency`) |
+//! | `ciLow`, `ciHigh` | float | its confidence interval (confidence sequence for the sequential judges) |
+//! | `baselineCount`, `canaryCount` | int | samples used per arm (requests for `sequentialCounts`) |
 //! | `method` | string | the judge (`mannWhitney`, ...) |
 //!
 //! # Default phase (the metric has neither `successCondition` nor `failureCondition`)
@@ -40,10 +40,22 @@ use serde::{Deserialize, Serialize};
 use super::duration::parse_go_duration;
 use super::model::{Authentication, Header};
 use super::value::{AnalysisPhase, Value};
-use crate::core::judge::{self, Alternative, JudgeError, MwuOptions};
+use crate::core::judge::kayenta;
+use crate::core::judge::{
+    self, Alternative, CountTest, CountTestConfig, Counts, Decision, JudgeError, MwuOptions,
+    SequentialResult, ShiftTestConfig,
+};
 
 /// Default confidence of the `mannWhitney` judge.
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
+/// Default confidence of the `kayenta` judge (Kayenta's `NetflixACAJudge`).
+pub const DEFAULT_KAYENTA_CONFIDENCE: f64 = 0.98;
+/// Default confidence of the sequential judges (α = 1% per rollout).
+pub const DEFAULT_SEQUENTIAL_CONFIDENCE: f64 = 0.99;
+/// Default counting window before the first measurement of `sequentialCounts`.
+pub const DEFAULT_SINCE: &str = "5m";
+/// The placeholder of count queries replaced by the counting window (`[$__range]`).
+pub const RANGE_PLACEHOLDER: &str = "$__range";
 /// Default minimum number of samples per arm.
 pub const DEFAULT_MIN_SAMPLES: u32 = 10;
 /// Default lookback window of the sample range queries.
@@ -85,12 +97,16 @@ pub struct JudgeMetric {
     #[serde(default)]
     pub direction: Direction,
     /// Confidence level of the test and of the interval, strictly between 0 and 1
-    /// (default 0.95).
+    /// (default 0.95 for `mannWhitney`, 0.98 for `kayenta`, 0.99 for the sequential
+    /// judges, whose false-rollback rate over the whole rollout is `1 − confidence`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
-    /// The change that is still acceptable, as a fraction of the baseline's median
-    /// (`0.1`: the canary may be 10% slower). A significant change within the tolerance
-    /// passes. Default 0: any significant change in the regression direction fails.
+    /// The change that is still acceptable. `mannWhitney`: a fraction of the baseline's
+    /// median (`0.1`: the canary may be 10% slower; default 0, any significant change
+    /// fails). `kayenta`: Kayenta's classifier tolerance, a fraction of the estimate
+    /// (default 0.25). `sequentialCounts`: Pass once the canary's error rate is shown below
+    /// `(1 + tolerance) ×` the baseline's (default 0.5). `sequentialLatency`: Pass once the
+    /// canary is shown at most `tolerance` slower (default 0.05).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,
     /// Fewest samples each arm must have after NaN values are dropped (default 10);
@@ -186,9 +202,12 @@ pub struct SampleQueries {
     pub step: Option<String>,
 }
 
-/// Instant queries for the cumulative counters of both arms since the canary started
-/// (e.g. `sum(increase(http_requests_total{...}[{{args.since}}]))`). Each must return one
-/// number (a scalar or a one-sample vector).
+/// Instant queries for the cumulative counters of both arms, e.g.
+/// `sum(increase(http_requests_total{track="canary", code=~"5.."}[$__range]))`. Each must
+/// return one number (a scalar or a one-sample vector; append `or vector(0)` where no
+/// series means zero). `$__range` is replaced by the counting window: it starts `since`
+/// before the metric's first measurement and grows with every measurement, so each look
+/// sees the counts accumulated since the same start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CountQueries {
@@ -200,10 +219,14 @@ pub struct CountQueries {
     pub canary_errors: String,
     /// All requests of the canary.
     pub canary_requests: String,
-    /// The canary's share of the traffic in percent (0–100) when the two arms are not
-    /// split by their request counts; default: taken from the request counts.
+    /// The canary's share of the two arms' traffic in percent (50 when baseline and canary
+    /// get the same weight); default: measured, from the request counts of each look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<f64>,
+    /// Go duration the counting window reaches back before the first measurement
+    /// (default `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// The verdict of a judge.
@@ -364,6 +387,7 @@ impl JudgeMetric {
                         return bad(field, "the query is empty".into());
                     }
                 }
+                self.since_seconds()?;
                 if let Some(w) = c.canary_weight
                     && !(w > 0.0 && w < 100.0)
                 {
@@ -377,16 +401,52 @@ impl JudgeMetric {
         Ok(())
     }
 
-    /// The confidence level (default 0.95).
+    /// The confidence level (default by method, see the field).
     #[must_use]
     pub fn confidence(&self) -> f64 {
-        self.confidence.unwrap_or(DEFAULT_CONFIDENCE)
+        self.confidence.unwrap_or(match self.method {
+            JudgeMethod::MannWhitney => DEFAULT_CONFIDENCE,
+            JudgeMethod::Kayenta => DEFAULT_KAYENTA_CONFIDENCE,
+            JudgeMethod::SequentialCounts | JudgeMethod::SequentialLatency => {
+                DEFAULT_SEQUENTIAL_CONFIDENCE
+            }
+        })
     }
 
-    /// The relative tolerance (default 0).
+    /// The tolerance (default by method, see the field).
     #[must_use]
     pub fn tolerance(&self) -> f64 {
-        self.tolerance.unwrap_or(0.0)
+        self.tolerance.unwrap_or(match self.method {
+            JudgeMethod::MannWhitney => 0.0,
+            JudgeMethod::Kayenta => 0.25,
+            JudgeMethod::SequentialCounts => 0.5,
+            JudgeMethod::SequentialLatency => 0.05,
+        })
+    }
+
+    /// How far the counting window of `sequentialCounts` reaches back before the first
+    /// measurement, in seconds.
+    ///
+    /// # Errors
+    /// [`JudgeMetricError::InvalidField`] when `counts.since` is not a positive Go duration.
+    pub fn since_seconds(&self) -> Result<f64, JudgeMetricError> {
+        let text = self
+            .counts
+            .as_ref()
+            .and_then(|c| c.since.as_deref())
+            .unwrap_or(DEFAULT_SINCE);
+        let bad = |reason: String| JudgeMetricError::InvalidField {
+            field: "counts.since",
+            reason,
+        };
+        let secs = parse_go_duration(text)
+            .map_err(|e| bad(e.to_string()))?
+            .as_seconds_f64();
+        if secs > 0.0 {
+            Ok(secs)
+        } else {
+            Err(bad(format!("\"{text}\" is not a positive duration")))
+        }
     }
 
     /// The minimum samples per arm (default 10).
@@ -480,17 +540,28 @@ impl JudgeOutcome {
     }
 
     /// The measurement's `value` text, one line:
-    /// `Fail: shift +0.025 [0.021, 0.03] (95%), p=1.2e-9, n=31/31`.
+    /// `Fail: shift +0.025 [0.021, 0.03] (95%), p=1.2e-9, n=31/31` (`error-rate ratio` or
+    /// `relative shift` for the sequential judges; `n` counts requests for
+    /// `sequentialCounts`).
     #[must_use]
     pub fn summary(&self) -> String {
         let score = self
             .score
             .map(|s| format!(" score={}", short(s)))
             .unwrap_or_default();
+        let what = match self.method {
+            JudgeMethod::MannWhitney | JudgeMethod::Kayenta => "shift",
+            JudgeMethod::SequentialCounts => "error-rate ratio",
+            JudgeMethod::SequentialLatency => "relative shift",
+        };
+        let sign = if self.estimate > 0.0 && self.method != JudgeMethod::SequentialCounts {
+            "+"
+        } else {
+            ""
+        };
         format!(
-            "{}:{score} shift {}{} [{}, {}] ({}%), p={}, n={}/{}",
+            "{}:{score} {what} {sign}{} [{}, {}] ({}%), p={}, n={}/{}",
             self.verdict,
-            if self.estimate > 0.0 { "+" } else { "" },
             short(self.estimate),
             short(self.ci_low),
             short(self.ci_high),
@@ -578,12 +649,16 @@ pub fn judge_samples(
 ) -> Result<JudgeOutcome, JudgeMetricError> {
     match spec.method {
         JudgeMethod::MannWhitney => mann_whitney(spec, baseline, canary),
-        JudgeMethod::Kayenta => Err(JudgeMetricError::Unavailable("kayenta")),
-        JudgeMethod::SequentialLatency => Err(JudgeMetricError::Unavailable("sequentialLatency")),
-        JudgeMethod::SequentialCounts => Err(JudgeMetricError::InvalidField {
-            field: "method",
-            reason: "sequentialCounts judges counts, not samples".into(),
-        }),
+        JudgeMethod::Kayenta => kayenta_judge(spec, baseline, canary),
+        JudgeMethod::SequentialLatency | JudgeMethod::SequentialCounts => {
+            Err(JudgeMetricError::InvalidField {
+                field: "method",
+                reason: format!(
+                    "{} is sequential: it keeps state between measurements",
+                    spec.method.as_str()
+                ),
+            })
+        }
     }
 }
 
@@ -626,6 +701,165 @@ fn mann_whitney(
         canary_count: canary.len() as u64,
         confidence,
     })
+}
+
+/// Kayenta's `NetflixACAJudge` on this one metric: the Mann-Whitney classifier (its
+/// tolerance and confidence are `tolerance` and `confidence`), scored as a one-metric
+/// canary config (100 when the metric passes, 0 when it is High/Low in the failing
+/// direction), classified with Kayenta's usual thresholds pass 75 / marginal 50.
+/// `pValue` is the Mann-Whitney p-value in the regression direction (Kayenta itself
+/// never computes one).
+fn kayenta_judge(
+    spec: &JudgeMetric,
+    baseline: &[f64],
+    canary: &[f64],
+) -> Result<JudgeOutcome, JudgeMetricError> {
+    let settings = kayenta::MetricSettings {
+        direction: match spec.direction {
+            Direction::Increase => kayenta::Direction::Increase,
+            Direction::Decrease => kayenta::Direction::Decrease,
+            Direction::Either => kayenta::Direction::Either,
+        },
+        ..kayenta::MetricSettings::default()
+    };
+    let params = kayenta::ClassifierParams {
+        tolerance: spec.tolerance(),
+        confidence: spec.confidence(),
+    };
+    let (b, c) = (
+        kayenta::transform(baseline, &settings),
+        kayenta::transform(canary, &settings),
+    );
+    let classification = kayenta::classify(&b, &c, &settings, params);
+    let scored = kayenta::ScoredMetric {
+        name: "metric".into(),
+        label: classification.label,
+        critical: classification.critical,
+        groups: vec!["metric".into()],
+        reason: classification.reason.clone(),
+    };
+    let score = kayenta::score(&[scored], &BTreeMap::new()).score;
+    let thresholds = kayenta::ScoreThresholds {
+        pass: 75.0,
+        marginal: 50.0,
+    };
+    let verdict = match kayenta::classify_score(score, thresholds) {
+        kayenta::ScoreClass::Pass => Verdict::Pass,
+        kayenta::ScoreClass::Marginal => Verdict::Marginal,
+        kayenta::ScoreClass::Fail => Verdict::Fail,
+    };
+    let test = judge::mann_whitney(
+        baseline,
+        canary,
+        MwuOptions {
+            alternative: spec.direction.alternative(),
+            ..MwuOptions::default()
+        },
+    )?;
+    let (estimate, ci_low, ci_high) = classification.interval.unwrap_or((0.0, 0.0, 0.0));
+    Ok(JudgeOutcome {
+        method: JudgeMethod::Kayenta,
+        verdict,
+        score: Some(score),
+        p_value: test.p_value,
+        estimate,
+        ci_low,
+        ci_high,
+        baseline_count: baseline.len() as u64,
+        canary_count: canary.len() as u64,
+        confidence: spec.confidence(),
+    })
+}
+
+/// The settings of the sequential latency test: α = `1 − confidence`, Pass once the
+/// canary is shown at most `tolerance` slower, decisions only after `minSamples` points
+/// per arm (accumulated over the looks).
+#[must_use]
+pub fn shift_test_config(spec: &JudgeMetric) -> ShiftTestConfig {
+    ShiftTestConfig {
+        alpha: 1.0 - spec.confidence(),
+        max_shift: spec.tolerance().max(f64::MIN_POSITIVE),
+        min_samples: u64::from(spec.min_samples()),
+        ..ShiftTestConfig::default()
+    }
+}
+
+/// The outcome of a sequential test at one look.
+#[must_use]
+pub fn sequential_outcome(
+    spec: &JudgeMetric,
+    result: &SequentialResult,
+    baseline_count: u64,
+    canary_count: u64,
+) -> JudgeOutcome {
+    JudgeOutcome {
+        method: spec.method,
+        verdict: match result.decision {
+            Decision::Pass => Verdict::Pass,
+            Decision::Fail => Verdict::Fail,
+            Decision::Continue => Verdict::Continue,
+        },
+        score: None,
+        p_value: result.p_value,
+        estimate: result.estimate,
+        ci_low: result.confidence_sequence.low,
+        ci_high: result.confidence_sequence.high,
+        baseline_count,
+        canary_count,
+        confidence: spec.confidence(),
+    }
+}
+
+/// Judge cumulative error counts with Lindon & Malek's anytime-valid test: α =
+/// `1 − confidence`, the split from `counts.canaryWeight` or else from the request counts,
+/// Pass once the error-rate ratio canary/baseline is shown below `1 + tolerance`.
+/// `previous_p` is the p-value of the previous look (1 at the first); the returned
+/// p-value never exceeds it, so it stays anytime-valid across measurements.
+///
+/// # Errors
+/// [`JudgeMetricError::Judge`] for inconsistent counts (more errors than requests, no
+/// requests at all in an arm while the split is measured).
+pub fn judge_counts(
+    spec: &JudgeMetric,
+    counts: Counts,
+    previous_p: f64,
+) -> Result<JudgeOutcome, JudgeMetricError> {
+    let total = counts
+        .baseline_requests
+        .saturating_add(counts.canary_requests);
+    let split = match spec.counts.as_ref().and_then(|c| c.canary_weight) {
+        Some(w) => w / 100.0,
+        None => {
+            for (arm, n) in [
+                ("baseline", counts.baseline_requests),
+                ("canary", counts.canary_requests),
+            ] {
+                if n == 0 {
+                    return Err(JudgeMetricError::Judge(JudgeError::InvalidParameter {
+                        name: "split",
+                        reason: format!(
+                            "the {arm} arm has no requests yet, so the traffic split cannot be measured (set counts.canaryWeight)"
+                        ),
+                    }));
+                }
+            }
+            counts.canary_requests as f64 / total as f64
+        }
+    };
+    let mut test = CountTest::new(CountTestConfig {
+        alpha: 1.0 - spec.confidence(),
+        split,
+        pass_ratio: 1.0 + spec.tolerance(),
+        ..CountTestConfig::default()
+    })?;
+    let mut result = test.observe(counts)?;
+    result.p_value = result.p_value.min(previous_p);
+    Ok(sequential_outcome(
+        spec,
+        &result,
+        counts.baseline_requests,
+        counts.canary_requests,
+    ))
 }
 
 fn median(values: &[f64]) -> f64 {
