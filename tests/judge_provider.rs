@@ -531,3 +531,34 @@ async fn sequential_counts_kayenta_and_sequential_latency() {
     let added = int(&second, "baselineCount") - 8 * 601;
     assert!((8..=8 * 3).contains(&added), "added {added} points");
 }
+
+#[test]
+fn sequential_template_looks_every_interval() {
+    let prom = Prometheus::start(&data());
+    let file = template("judge-sequential-errors.yaml");
+    let fast = ["namespace=shop", "interval=1s", "looks=3"];
+
+    let (code, out, err) = analyze(&prom.url, &file, &[&fast[..], &["app=checkout"]].concat());
+    assert_eq!(code, 0, "healthy\nstdout:\n{out}\nstderr:\n{err}");
+    // Three looks, each one a measurement in the live log.
+    assert_eq!(
+        err.matches("error-rate-vs-baseline: measurement Successful")
+            .count(),
+        3,
+        "{err}"
+    );
+    assert!(out.contains("Phase:   Successful"), "{out}");
+
+    let (code, out, err) = analyze(&prom.url, &file, &[&fast[..], &["app=payments"]].concat());
+    assert_eq!(code, 1, "3% errors\nstdout:\n{out}\nstderr:\n{err}");
+    // Failed at the first look: no second measurement.
+    assert_eq!(
+        err.matches("error-rate-vs-baseline: measurement").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        out.contains("judge sequentialCounts: Fail: error-rate ratio 4."),
+        "{out}"
+    );
+}

@@ -950,6 +950,84 @@ mod tests {
         );
     }
 
+    fn counts_spec(weight: Option<f64>) -> JudgeMetric {
+        JudgeMetric {
+            method: JudgeMethod::SequentialCounts,
+            counts: Some(CountQueries {
+                baseline_errors: "be".into(),
+                baseline_requests: "br".into(),
+                canary_errors: "ce".into(),
+                canary_requests: "cr".into(),
+                canary_weight: weight,
+                since: None,
+            }),
+            ..JudgeMetric::default()
+        }
+    }
+
+    fn counts(be: u64, br: u64, ce: u64, cr: u64) -> Counts {
+        Counts {
+            baseline_errors: be,
+            baseline_requests: br,
+            canary_errors: ce,
+            canary_requests: cr,
+        }
+    }
+
+    #[test]
+    fn counts_fail_a_worse_canary_and_pass_an_equal_one() {
+        let s = counts_spec(None);
+        assert!(s.validate().is_ok());
+        let bad = judge_counts(&s, counts(90, 18_000, 360, 18_000), 1.0).unwrap();
+        assert_eq!(bad.verdict, Verdict::Fail);
+        assert!((bad.estimate - 4.0).abs() < 1e-9, "{}", bad.estimate);
+        let equal = judge_counts(&s, counts(900, 180_000, 900, 180_000), 1.0).unwrap();
+        assert_eq!(equal.verdict, Verdict::Pass, "{equal:?}");
+        let early = judge_counts(&s, counts(2, 400, 3, 400), 1.0).unwrap();
+        assert_eq!(early.verdict, Verdict::Continue, "{early:?}");
+        assert_eq!(early.verdict.default_phase(), AnalysisPhase::Successful);
+        // The canary gets a tenth of the traffic: the same error counts mean a 9x ratio.
+        let split =
+            judge_counts(&counts_spec(Some(10.0)), counts(90, 18_000, 90, 2_000), 1.0).unwrap();
+        assert!((split.estimate - 9.0).abs() < 1e-9, "{}", split.estimate);
+        assert_eq!(split.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn counts_p_value_never_increases_and_errors_name_the_arm() {
+        let s = counts_spec(None);
+        let out = judge_counts(&s, counts(10, 1000, 10, 1000), 0.2).unwrap();
+        assert!(out.p_value <= 0.2);
+        let e = judge_counts(&s, counts(0, 0, 1, 10), 1.0).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the baseline arm has no requests yet"),
+            "{e}"
+        );
+        let e = judge_counts(&s, counts(11, 10, 1, 10), 1.0).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the baseline arm reports 11 errors out of 10 requests"
+        );
+        let mut bad_weight = counts_spec(Some(100.0));
+        assert!(matches!(
+            bad_weight.validate(),
+            Err(JudgeMetricError::InvalidField {
+                field: "counts.canaryWeight",
+                ..
+            })
+        ));
+        bad_weight.counts.as_mut().unwrap().canary_weight = None;
+        bad_weight.counts.as_mut().unwrap().since = Some("0s".into());
+        assert!(matches!(
+            bad_weight.validate(),
+            Err(JudgeMetricError::InvalidField {
+                field: "counts.since",
+                ..
+            })
+        ));
+    }
+
     #[test]
     fn verdict_phases() {
         assert_eq!(Verdict::Pass.default_phase(), AnalysisPhase::Successful);
