@@ -211,42 +211,35 @@ impl Prometheus {
         );
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=100y")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let me = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        me.wait_ready(port);
-        me
-    }
-
-    fn wait_ready(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((status, _)) = http_get(port, "/-/ready")
-                && status == 200
-            {
-                return;
+        // The port is free when picked but another process may take it before Prometheus
+        // binds it: then Prometheus exits and we try another port.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log_path = dir.path().join("prometheus.log");
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let mut child = Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--storage.tsdb.retention.time=100y")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("start prometheus");
+            if wait_ready(&mut child, port) {
+                return Self {
+                    child,
+                    url: format!("http://127.0.0.1:{port}"),
+                    dir,
+                };
             }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not become ready in 60s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         }
+        panic!("prometheus did not become ready; last log:\n{last_log}");
     }
 
     /// The server's log so far.
@@ -265,6 +258,22 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait up to 60 s for `/-/ready`; false when the server exited (port taken) or never
+/// became ready.
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = http_get(port, "/-/ready") {
+            return true;
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 /// A free loopback port (bound, then released).
@@ -449,22 +458,22 @@ pub struct Traffic {
     pub ok: f64,
     /// Requests per second answered 5xx.
     pub errors: f64,
-    /// Latency buckets in seconds: (upper bound, requests per second in the bucket).
+    /// Latency buckets in seconds: (upper bound, fraction of the requests in the bucket).
     pub latency: &'static [(f64, f64)],
 }
 
-/// 99% success, p99 = 0.235 s (235 ms): a healthy canary.
+/// 99.5% success, p99 = 0.235 s (235 ms), mean 75 ms: a healthy canary.
 pub const HEALTHY: Traffic = Traffic {
-    ok: 99.0,
+    ok: 199.0,
     errors: 1.0,
-    latency: &[(0.05, 80.0), (0.1, 10.0), (0.25, 10.0)],
+    latency: &[(0.05, 0.8), (0.1, 0.1), (0.25, 0.1)],
 };
 
 /// 90% success, p99 ≈ 0.989 s (989 ms): a bad canary.
 pub const BAD: Traffic = Traffic {
     ok: 90.0,
     errors: 10.0,
-    latency: &[(0.05, 10.0), (0.1, 10.0), (0.25, 10.0), (1.0, 70.0)],
+    latency: &[(0.05, 0.1), (0.1, 0.1), (0.25, 0.1), (1.0, 0.7)],
 };
 
 fn scaled(buckets: &[(f64, f64)], factor: f64) -> Vec<(f64, f64)> {
@@ -476,7 +485,9 @@ fn scaled(buckets: &[(f64, f64)], factor: f64) -> Vec<(f64, f64)> {
 /// checked against the same numbers.
 pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backfill {
     let total = t.ok + t.errors;
-    let ms = scaled(t.latency, 1000.0);
+    let per_second: Vec<(f64, f64)> = t.latency.iter().map(|(le, f)| (*le, f * total)).collect();
+    let seconds = per_second.as_slice();
+    let ms = scaled(seconds, 1000.0);
     // Istio.
     let istio = format!(
         "reporter=\"destination\",destination_workload_namespace=\"{ns}\",destination_workload=\"{target}\""
@@ -510,7 +521,7 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
     // NGINX ingress (ingress named after the target; canary ingress label set).
     let nginx =
         format!("namespace=\"{ns}\",ingress=\"{target}\",canary=\"{ns}-{target}-canary-80\"");
-    let sum: f64 = t.latency.iter().map(|(le, r)| le * r).sum();
+    let sum: f64 = seconds.iter().map(|(le, r)| le * r).sum();
     b = b
         .counter(
             "nginx_ingress_controller_requests",
@@ -551,7 +562,7 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
             &format!("{http},status=\"503\""),
             t.errors,
         )
-        .buckets("http_request_duration_seconds_bucket", &http, t.latency);
+        .buckets("http_request_duration_seconds_bucket", &http, seconds);
     // Traefik (service names of the canary's TraefikService).
     let traefik = format!("service=\"{ns}-{target}-canary-80@kubernetescrd\"");
     let lat_ok: Vec<(f64, f64)> = t
@@ -603,5 +614,5 @@ pub fn canary_data(mut b: Backfill, ns: &str, target: &str, t: Traffic) -> Backf
         &format!("{plain},code=\"503\""),
         t.errors,
     )
-    .buckets("http_request_duration_seconds_bucket", &plain, t.latency)
+    .buckets("http_request_duration_seconds_bucket", &plain, seconds)
 }
