@@ -361,6 +361,8 @@ fn shipped_templates_through_rollgate_analyze() {
     assert_eq!(code, 1, "slow canary\nstdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("Phase:   Failed"), "{out}");
     assert!(out.contains("judge mannWhitney: Fail: shift +0."), "{out}");
+    // The live view and the final table, for people reading the test log.
+    eprintln!("{err}{out}");
 
     // No baseline data: Error after consecutiveErrorLimit + 1 (5) errors, exit 3.
     let (code, out, err) = analyze(
