@@ -302,9 +302,6 @@ pub enum JudgeMetricError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The chosen method is not available in this build of rollgate.
-    #[error("judge method {0} is not available yet")]
-    Unavailable(&'static str),
     /// An arm has fewer usable samples than `minSamples`.
     #[error(
         "the {arm} query returned {got} usable samples (NaN dropped: {dropped}), fewer than minSamples {need}"
@@ -640,8 +637,9 @@ pub fn check_sample_count(
 /// [`check_sample_count`]). Cost: O(n log n) for `mannWhitney`.
 ///
 /// # Errors
-/// [`JudgeMetricError::Unavailable`] for a method this build does not have;
-/// [`JudgeMetricError::Judge`] when the statistics refuse the data.
+/// [`JudgeMetricError::InvalidField`] for a sequential method (those keep state: see
+/// [`judge_counts`] and [`shift_test_config`]); [`JudgeMetricError::Judge`] when the
+/// statistics refuse the data.
 pub fn judge_samples(
     spec: &JudgeMetric,
     baseline: &[f64],
