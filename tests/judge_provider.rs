@@ -564,3 +564,43 @@ fn sequential_template_looks_every_interval() {
         "{out}"
     );
 }
+
+/// A judge spec with a wrong method or an unknown field is refused when the file is read
+/// (exit 64), naming the file, line, object and field.
+#[test]
+fn bad_judge_yaml_is_a_usage_error_naming_the_field() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |name: &str, judge: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: rollgate.dev/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: t\nspec:\n  metrics:\n    - name: m\n      provider:\n        judge:\n{judge}"
+            ),
+        )
+        .expect("write template");
+        path.display().to_string()
+    };
+    let cases = [
+        (
+            write("method.yaml", "          method: tTest\n"),
+            "method.yaml:10:19: AnalysisTemplate \"t\": spec.metrics[0].provider.judge.method: unknown variant `tTest`",
+        ),
+        (
+            write(
+                "field.yaml",
+                "          method: mannWhitney\n          samples: {baseline: a, canary: b, lookbak: 5m}\n",
+            ),
+            "field.yaml:11:45: AnalysisTemplate \"t\": spec.metrics[0].provider.judge.samples: unknown field `lookbak`",
+        ),
+    ];
+    for (file, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(["analyze", "-f", &file, "--prometheus", "http://127.0.0.1:1"])
+            .output()
+            .expect("run rollgate");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+}
