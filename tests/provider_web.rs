@@ -131,3 +131,24 @@ async fn non_2xx_and_timeout() {
     assert!(err.message.contains("timed out"), "{}", err.message);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn oauth2_bearer_token() {
+    use rollgate::core::analysis::model::{Authentication, OAuth2};
+    let api = FixedServer::start(200, "application/json", r#"{"ok":true}"#);
+    let tokens = FixedServer::start(200, "application/json", r#"{"access_token":"w-tok"}"#);
+    let mut m = web(&api.url, Some("{$.ok}"));
+    m.provider.web.as_mut().expect("web").authentication = Some(Authentication {
+        oauth2: Some(OAuth2 {
+            token_url: tokens.url.clone(),
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            scopes: vec![],
+        }),
+        ..Authentication::default()
+    });
+    let obs = measure(&m).await.expect("oauth2");
+    assert_eq!(obs.result, Value::Bool(true));
+    let req = api.requests.lock().expect("lock")[0].to_ascii_lowercase();
+    assert!(req.contains("authorization: bearer w-tok"), "{req}");
+}

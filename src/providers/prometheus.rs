@@ -53,9 +53,10 @@ pub struct QueryAnswer {
     pub warnings: Vec<String>,
 }
 
-/// OAuth2 client-credentials settings (Argo's `authentication.oauth2`).
+/// OAuth2 client-credentials settings (Argo's `authentication.oauth2`), shared by the
+/// prometheus and web providers.
 #[derive(Clone)]
-struct OAuth2Client {
+pub(crate) struct OAuth2Client {
     http: reqwest::Client,
     token_url: String,
     shown_token_url: String,
@@ -64,10 +65,55 @@ struct OAuth2Client {
     scopes: Vec<String>,
 }
 
+impl std::fmt::Debug for OAuth2Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Client")
+            .field("token_url", &self.shown_token_url)
+            .field("client_id", &self.client_id)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OAuth2Client {
+    /// Configure the client.
+    ///
+    /// # Errors
+    /// `missing mandatory parameter in metric for OAuth2 setup` without client id or
+    /// secret; a token URL that is not a URL.
+    pub(crate) fn new(
+        oauth: &crate::core::analysis::model::OAuth2,
+        timeout: Duration,
+        insecure: bool,
+    ) -> Result<Self, ProviderError> {
+        if oauth.client_id.is_empty() || oauth.client_secret.is_empty() {
+            return Err(ProviderError::new(
+                "missing mandatory parameter in metric for OAuth2 setup",
+            ));
+        }
+        let token_url = url::Url::parse(&oauth.token_url)
+            .map_err(|_| ProviderError::new("OAuth2 tokenUrl is not a URL"))?;
+        let mut shown = token_url.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .danger_accept_invalid_certs(insecure)
+                .build()
+                .map_err(|e| ProviderError::new(format!("cannot build the HTTP client: {e}")))?,
+            token_url: token_url.to_string(),
+            shown_token_url: shown.to_string(),
+            client_id: oauth.client_id.clone(),
+            client_secret: oauth.client_secret.clone(),
+            scopes: oauth.scopes.clone(),
+        })
+    }
+
     /// Fetch a token with the client-credentials grant (credentials in the basic auth
     /// header, RFC 6749 section 2.3.1).
-    async fn token(&self) -> Result<String, String> {
+    pub(crate) async fn token(&self) -> Result<String, String> {
         let mut form = vec![("grant_type", "client_credentials".to_owned())];
         if !self.scopes.is_empty() {
             form.push(("scope", self.scopes.join(" ")));
@@ -239,26 +285,7 @@ impl PrometheusClient {
                         "missing mandatory parameter in metric for OAuth2 setup",
                     ));
                 }
-                let token_url = url::Url::parse(&oauth.token_url)
-                    .map_err(|_| ProviderError::new("prometheus OAuth2 tokenUrl is not a URL"))?;
-                let mut shown = token_url.clone();
-                let _ = shown.set_username("");
-                let _ = shown.set_password(None);
-                shown.set_query(None);
-                oauth2 = Some(OAuth2Client {
-                    http: reqwest::Client::builder()
-                        .timeout(timeout)
-                        .danger_accept_invalid_certs(options.insecure)
-                        .build()
-                        .map_err(|e| {
-                            ProviderError::new(format!("cannot build the HTTP client: {e}"))
-                        })?,
-                    token_url: token_url.to_string(),
-                    shown_token_url: shown.to_string(),
-                    client_id: oauth.client_id.clone(),
-                    client_secret: oauth.client_secret.clone(),
-                    scopes: oauth.scopes.clone(),
-                });
+                oauth2 = Some(OAuth2Client::new(oauth, timeout, options.insecure)?);
             }
             if auth.sigv4.is_some() && address.contains("aps-workspaces") {
                 return Err(ProviderError::new(

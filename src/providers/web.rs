@@ -4,7 +4,8 @@
 //! `jsonPath` is Kubernetes-style (`{$.data.ok}`, default `{$}`); rollgate implements the
 //! subset templates use: `$`, `.name`, `['name']`, `[index]` (negative counts from the
 //! end). A non-2xx status is `received non 2xx response code: <n>`; a path that yields
-//! nothing is `result of web metric produced no value`.
+//! nothing is `result of web metric produced no value`. `authentication.oauth2` sends a
+//! client-credentials token as a bearer token.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 
+use super::prometheus::OAuth2Client;
 use super::{Provider, ProviderError};
 use crate::core::analysis::model::{Metric, WebMetric};
 use crate::core::analysis::value::{Observation, Value};
@@ -129,14 +131,15 @@ pub fn value_text(v: &serde_json::Value) -> String {
 pub struct WebProvider {
     client: reqwest::Client,
     steps: Vec<PathStep>,
+    oauth2: Option<OAuth2Client>,
 }
 
 impl WebProvider {
     /// Configure the provider.
     ///
     /// # Errors
-    /// A negative timeout, an unsupported `jsonPath`, both `body` and `jsonBody`, an invalid
-    /// header, OAuth2 authentication (not supported yet).
+    /// A negative timeout, an unsupported `jsonPath`, both `body` and `jsonBody`, OAuth2
+    /// without client id or secret.
     pub fn new(metric: &WebMetric) -> Result<Self, ProviderError> {
         let timeout = match metric.timeout_seconds.unwrap_or(0) {
             t if t < 0 => {
@@ -150,25 +153,29 @@ impl WebProvider {
                 "use either Body or JSONBody; both cannot exists for WebMetric payload",
             ));
         }
-        if metric
-            .authentication
-            .as_ref()
-            .is_some_and(|a| a.oauth2.is_some())
-        {
-            return Err(ProviderError::new(
-                "web OAuth2 authentication is not supported by rollgate yet",
-            ));
-        }
         let steps = parse_json_path(metric.json_path.as_deref().unwrap_or("{$}"))
             .map_err(ProviderError::new)?;
         let timeout = Duration::from_secs(timeout.unsigned_abs());
+        let oauth2 = match metric
+            .authentication
+            .as_ref()
+            .and_then(|a| a.oauth2.as_ref())
+            .filter(|o| !o.token_url.is_empty())
+        {
+            Some(o) => Some(OAuth2Client::new(o, timeout, metric.insecure)?),
+            None => None,
+        };
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .danger_accept_invalid_certs(metric.insecure)
             .build()
             .map_err(|e| ProviderError::new(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client, steps })
+        Ok(Self {
+            client,
+            steps,
+            oauth2,
+        })
     }
 
     async fn run(&self, metric: &Metric) -> Result<Observation, ProviderError> {
@@ -188,6 +195,13 @@ impl WebProvider {
         let _ = shown.set_password(None);
         shown.set_query(None);
         let mut request = self.client.request(method.clone(), url);
+        if let Some(oauth) = &self.oauth2 {
+            let token = oauth.token().await.map_err(ProviderError::new)?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ProviderError::new("the OAuth2 token is not a valid header value"))?;
+            value.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
         let mut has_content_type = false;
         for h in &web.headers {
             let name = HeaderName::from_bytes(h.key.as_bytes()).map_err(|_| {
