@@ -16,8 +16,9 @@
 //! (`tests/analysis_vectors.rs`).
 //!
 //! Speed: `result[0] >= 0.95` compiled once, evaluated against a prepared environment:
-//! about 7 million evaluations per second on one core of the 2-core build machine
-//! (`cargo bench --bench condition_eval`), against a target of 1 million.
+//! 2.6 million evaluations per second on one core of the shared 2-core build machine under
+//! load (`taskset -c 0 cargo bench --bench condition_eval`; 7.5 million in an unloaded
+//! trial before adoption), against a target of 1 million.
 //!
 //! What differs from Go, and how this module covers it:
 //! - Go type-checks at compile time; expr-lang does not. An unknown identifier is reported
