@@ -604,3 +604,53 @@ fn bad_judge_yaml_is_a_usage_error_naming_the_field() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+#[test]
+fn kayenta_and_sequential_latency_templates() {
+    let prom = Prometheus::start(&data());
+    let common = [
+        "namespace=shop",
+        "service=checkout",
+        "baseline-hash=stable1",
+    ];
+    let kayenta = template("judge-kayenta.yaml");
+    let sequential = template("judge-sequential-latency.yaml");
+    let fast = ["interval=2s", "step=1s", "looks=3"];
+
+    let (code, out, err) = analyze(
+        &prom.url,
+        &kayenta,
+        &[&common[..], &["canary-hash=healthy1"]].concat(),
+    );
+    assert_eq!(code, 0, "kayenta healthy\nstdout:\n{out}\nstderr:\n{err}");
+    let (code, out, err) = analyze(
+        &prom.url,
+        &kayenta,
+        &[&common[..], &["canary-hash=slow1"]].concat(),
+    );
+    assert_eq!(code, 1, "kayenta slow\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Fail: score=0 shift +"), "{out}");
+
+    // Same distribution: Pass at the first look ends the metric (consecutiveSuccessLimit 1).
+    let (code, out, err) = analyze(
+        &prom.url,
+        &sequential,
+        &[&common[..], &fast[..], &["canary-hash=healthy1"]].concat(),
+    );
+    assert_eq!(
+        code, 0,
+        "sequential healthy\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_eq!(
+        err.matches("p90-latency-sequential: measurement").count(),
+        1,
+        "{err}"
+    );
+    let (code, out, err) = analyze(
+        &prom.url,
+        &sequential,
+        &[&common[..], &fast[..], &["canary-hash=slow1"]].concat(),
+    );
+    assert_eq!(code, 1, "sequential slow\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("Fail: relative shift +"), "{out}");
+}
