@@ -93,7 +93,7 @@ pub struct JudgeMetric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<CountQueries>,
     /// Which change of the canary is a regression (default `increase`, as for latency and
-    /// error rates).
+    /// error rates). The sequential judges test for an increase only.
     #[serde(default)]
     pub direction: Direction,
     /// Confidence level of the test and of the interval, strictly between 0 and 1
@@ -347,6 +347,16 @@ impl JudgeMetric {
         let tolerance = self.tolerance();
         if !(tolerance >= 0.0 && tolerance.is_finite()) {
             return bad("tolerance", format!("{tolerance} is not a number >= 0"));
+        }
+        if matches!(
+            self.method,
+            JudgeMethod::SequentialCounts | JudgeMethod::SequentialLatency
+        ) && self.direction != Direction::Increase
+        {
+            return bad(
+                "direction",
+                format!("method {} tests for an increase only", self.method.as_str()),
+            );
         }
         match self.method {
             JudgeMethod::MannWhitney | JudgeMethod::Kayenta | JudgeMethod::SequentialLatency => {
@@ -1016,6 +1026,15 @@ mod tests {
             })
         ));
         bad_weight.counts.as_mut().unwrap().canary_weight = None;
+        bad_weight.direction = Direction::Either;
+        assert!(matches!(
+            bad_weight.validate(),
+            Err(JudgeMetricError::InvalidField {
+                field: "direction",
+                ..
+            })
+        ));
+        bad_weight.direction = Direction::Increase;
         bad_weight.counts.as_mut().unwrap().since = Some("0s".into());
         assert!(matches!(
             bad_weight.validate(),
