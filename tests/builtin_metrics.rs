@@ -586,3 +586,102 @@ fn metrics_list_and_render_json() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(value));
     }
 }
+
+/// `thresholds`: Flagger's documented bands, bounds inclusive.
+#[test]
+fn threshold_vectors() {
+    use rollgate::core::metrics::{check, check_custom};
+    let all = vectors("flagger-cases.json");
+    let cases = all["thresholds"].as_array().expect("thresholds");
+    assert!(!cases.is_empty());
+    for case in cases {
+        let r: ThresholdRange =
+            serde_json::from_value(case["thresholdRange"].clone()).expect("thresholdRange");
+        let metric = case["metric"].as_str().expect("metric");
+        let outcome = |v: f64| match BuiltinName::parse(metric) {
+            Some(name) => check(name, v, Some(&r), "podinfo.test").passed,
+            None => check_custom(metric, v, Some(&r), "podinfo.test").passed,
+        };
+        if let Some(min) = r.min {
+            assert!(outcome(min), "{metric}: the min bound passes");
+            assert!(outcome(min + 0.5), "{metric}");
+            assert!(!outcome(min - 0.01), "{metric}: below min fails");
+        }
+        if let Some(max) = r.max {
+            assert!(outcome(max), "{metric}: the max bound passes");
+            assert!(outcome(max - 0.5), "{metric}");
+            assert!(!outcome(max + 0.01), "{metric}: above max fails");
+        }
+    }
+}
+
+/// `query_results`: Flagger's reading of a Prometheus answer, with answers from a real
+/// Prometheus: a value, a NaN (no values found: the check fails), the http observer's
+/// seconds converted to milliseconds.
+#[tokio::test]
+async fn query_result_vectors() {
+    let prom = Prometheus::start(&Backfill::new().gauge("nan_gauge", "", f64::NAN));
+    let all = vectors("flagger-cases.json");
+    let cases = all["query_results"].as_array().expect("query_results");
+    let mut checked = 0;
+    for case in cases {
+        if let Some(response) = case["given"]["prometheus_response"].as_str() {
+            // Reproduce the answer's sample with a real query of the same shape.
+            let answer: serde_json::Value = serde_json::from_str(response).expect("json");
+            let sample = answer["data"]["result"][0]["value"][1]
+                .as_str()
+                .expect("sample");
+            let query = if sample == "NaN" {
+                "nan_gauge".to_owned()
+            } else {
+                format!("vector({sample})")
+            };
+            let metric = Metric {
+                name: "custom".into(),
+                provider: MetricProvider {
+                    builtin: Some(BuiltinMetric {
+                        metric: "custom".into(),
+                        namespace: "test".into(),
+                        target: "podinfo".into(),
+                        query: Some(query),
+                        threshold_range: Some(ThresholdRange {
+                            min: Some(0.0),
+                            max: None,
+                        }),
+                        ..BuiltinMetric::default()
+                    }),
+                    ..MetricProvider::default()
+                },
+                ..Metric::default()
+            };
+            let obs = measure(&prom.url, &metric).await;
+            if let Some(v) = case["expected"]["value"].as_f64() {
+                assert_eq!(obs.result, Value::Float(v));
+                assert_eq!(obs.phase, Some(AnalysisPhase::Successful));
+            } else {
+                let err = case["expected"]["error"].as_str().expect("error");
+                assert_eq!(obs.phase, Some(AnalysisPhase::Failed));
+                assert!(
+                    obs.message.as_deref().is_some_and(|m| m.contains(err)),
+                    "{obs:?}"
+                );
+            }
+        } else {
+            let raw: f64 = case["given"]["prometheus_value"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .expect("prometheus_value");
+            let ms = case["expected"]["duration_ms"]
+                .as_f64()
+                .expect("duration_ms");
+            assert_eq!(
+                Observer::for_provider("gatewayapi:v1")
+                    .expect("http observer")
+                    .to_unit(BuiltinName::RequestDuration, raw),
+                ms
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, cases.len());
+}

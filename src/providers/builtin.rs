@@ -27,7 +27,8 @@ use super::{Provider, ProviderError, ProviderSettings};
 use crate::core::analysis::model::{BuiltinMetric, Metric};
 use crate::core::analysis::value::{AnalysisPhase, Observation, Value};
 use crate::core::metrics::{
-    BuiltinName, MESHES, Observer, TemplateModel, check, last_value, no_values_message,
+    BuiltinName, MESHES, Observer, TemplateModel, check, check_custom, last_value,
+    no_values_message,
 };
 
 /// Flagger's Prometheus client timeout, seconds.
@@ -212,7 +213,10 @@ impl BuiltinProvider {
                     check(*name, value, b.threshold_range.as_ref(), &canary),
                 )
             }
-            Kind::Custom => (raw, check_custom(&metric.name, raw, b, &canary)),
+            Kind::Custom => (
+                raw,
+                check_custom(&metric.name, raw, b.threshold_range.as_ref(), &canary),
+            ),
         };
         let mut measurement_metadata = BTreeMap::new();
         if !answer.warnings.is_empty() {
@@ -238,47 +242,6 @@ impl BuiltinProvider {
             }),
             message: (!outcome.passed).then_some(outcome.message),
         })
-    }
-}
-
-/// Flagger's check of a custom (MetricTemplate) metric: `thresholdRange` bounds pass;
-/// without a range, nothing to compare (the legacy threshold of 0 fails any positive
-/// value, as for durations).
-fn check_custom(
-    name: &str,
-    value: f64,
-    b: &BuiltinMetric,
-    canary: &str,
-) -> crate::core::metrics::CheckOutcome {
-    let (min, max) = match &b.threshold_range {
-        Some(r) => (r.min, r.max),
-        None => (None, Some(0.0)),
-    };
-    if let Some(min) = min
-        && value < min
-    {
-        return crate::core::metrics::CheckOutcome {
-            passed: false,
-            message: format!(
-                "Halt {canary} advancement {name} {value:.2} < {}",
-                format_go_float(min)
-            ),
-        };
-    }
-    if let Some(max) = max
-        && value > max
-    {
-        return crate::core::metrics::CheckOutcome {
-            passed: false,
-            message: format!(
-                "Halt {canary} advancement {name} {value:.2} > {}",
-                format_go_float(max)
-            ),
-        };
-    }
-    crate::core::metrics::CheckOutcome {
-        passed: true,
-        message: String::new(),
     }
 }
 

@@ -432,7 +432,8 @@ impl Drop for FixedServer {
 }
 
 /// The path of a shared test-vector file (`shared/vectors/NAME`), searched in the
-/// ancestors of the crate (the repository sits beside `shared/`). Panics when missing.
+/// ancestors of the crate (the repository sits beside `shared/`), else the repository's
+/// copy in `tests/vectors/`. Panics when neither exists.
 pub fn vector_file(name: &str) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     for dir in manifest.ancestors() {
@@ -440,6 +441,10 @@ pub fn vector_file(name: &str) -> PathBuf {
         if candidate.is_file() {
             return candidate;
         }
+    }
+    let copy = manifest.join("tests").join("vectors").join(name);
+    if copy.is_file() {
+        return copy;
     }
     panic!("test vectors shared/vectors/{name} not found beside the repository");
 }

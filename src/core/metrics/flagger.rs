@@ -605,6 +605,48 @@ pub fn check(
     }
 }
 
+/// Flagger's check of a custom (`MetricTemplate`) metric named `name`: `thresholdRange`
+/// bounds pass; without a range the legacy threshold of 0 applies (any positive value
+/// fails). Messages are Flagger's (`Halt podinfo.test advancement error-rate 10.00 > 5`).
+#[must_use]
+pub fn check_custom(
+    name: &str,
+    value: f64,
+    range: Option<&ThresholdRange>,
+    canary: &str,
+) -> CheckOutcome {
+    let (min, max) = match range {
+        Some(r) => (r.min, r.max),
+        None => (None, Some(0.0)),
+    };
+    if let Some(min) = min
+        && value < min
+    {
+        return CheckOutcome {
+            passed: false,
+            message: format!(
+                "Halt {canary} advancement {name} {value:.2} < {}",
+                go_v(min)
+            ),
+        };
+    }
+    if let Some(max) = max
+        && value > max
+    {
+        return CheckOutcome {
+            passed: false,
+            message: format!(
+                "Halt {canary} advancement {name} {value:.2} > {}",
+                go_v(max)
+            ),
+        };
+    }
+    CheckOutcome {
+        passed: true,
+        message: String::new(),
+    }
+}
+
 /// Flagger's value of a query answer: the last sample of the vector wins; no sample, or
 /// a NaN, is "no values found" (`None`).
 #[must_use]
