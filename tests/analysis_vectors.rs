@@ -324,3 +324,95 @@ fn validation() {
         );
     }
 }
+
+/// result, successCondition, failureCondition, phase, message.
+type Row = (
+    Value,
+    Option<&'static str>,
+    Option<&'static str>,
+    AnalysisPhase,
+    &'static str,
+);
+
+/// The table of §3 of the analysis semantics (measurement phase from conditions).
+#[test]
+fn measurement_phase_table() {
+    let nan = Value::Float(f64::NAN);
+    let inf = Value::Float(f64::INFINITY);
+    let rows: [Row; 8] = [
+        (
+            nan.clone(),
+            Some("result >= 0.9"),
+            None,
+            AnalysisPhase::Failed,
+            "",
+        ),
+        (
+            nan.clone(),
+            Some("result >= 0.9"),
+            Some("result < 0.9"),
+            AnalysisPhase::Inconclusive,
+            "",
+        ),
+        (
+            nan,
+            Some("result >= 0.9 || isNaN(result)"),
+            None,
+            AnalysisPhase::Successful,
+            "",
+        ),
+        (
+            inf.clone(),
+            Some("result >= 0.9"),
+            None,
+            AnalysisPhase::Successful,
+            "",
+        ),
+        (inf, None, Some("isInf(result)"), AnalysisPhase::Failed, ""),
+        (
+            Value::Float(0.5),
+            Some("1"),
+            None,
+            AnalysisPhase::Error,
+            "could not evaluate successCondition \"1\": expected bool, but got int",
+        ),
+        (
+            Value::Float(0.5),
+            Some("result > 0"),
+            Some("result < 1"),
+            AnalysisPhase::Failed,
+            "",
+        ),
+        (
+            Value::Float(0.5),
+            Some("result > 0"),
+            Some("unknown == 1"),
+            AnalysisPhase::Error,
+            "could not evaluate failureCondition \"unknown == 1\": unknown name unknown",
+        ),
+    ];
+    for (result, success, failure, want, message) in rows {
+        let m = Metric {
+            name: "m".into(),
+            success_condition: success.map(str::to_owned),
+            failure_condition: failure.map(str::to_owned),
+            ..Metric::default()
+        };
+        let pm = PreparedMetric::new(&m).expect("compiles");
+        let got = evaluate_measurement(
+            &pm,
+            &Ok(Observation {
+                result: result.clone(),
+                ..Observation::default()
+            }),
+            t0(),
+            t0(),
+        );
+        assert_eq!(
+            got.phase, want,
+            "{result:?} {success:?} {failure:?}: {}",
+            got.message
+        );
+        assert_eq!(got.message, message);
+    }
+}

@@ -179,10 +179,17 @@ fn print_text(status: &AnalysisRunStatus) -> anyhow::Result<()> {
         writeln!(out, "Message: {}", status.message)?;
     }
     if !status.metric_results.is_empty() {
+        let label = |r: &crate::core::analysis::status::MetricResult| {
+            if r.dry_run {
+                format!("{} (dry-run)", r.name)
+            } else {
+                r.name.clone()
+            }
+        };
         let width = status
             .metric_results
             .iter()
-            .map(|r| r.name.len())
+            .map(|r| label(r).len())
             .max()
             .unwrap_or(6)
             .max(6);
@@ -192,11 +199,7 @@ fn print_text(status: &AnalysisRunStatus) -> anyhow::Result<()> {
             "METRIC", "PHASE", "COUNT", "SUCCESSFUL", "FAILED", "INCONCLUSIVE", "ERROR",
         )?;
         for r in &status.metric_results {
-            let name = if r.dry_run {
-                format!("{} (dry-run)", r.name)
-            } else {
-                r.name.clone()
-            };
+            let name = label(r);
             let last = r.measurements.last().map_or("", |m| m.value.as_str());
             writeln!(
                 out,
