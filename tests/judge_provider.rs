@@ -41,15 +41,22 @@ fn latency(mut b: Backfill, hash: &str, pod_prefix: &str, slow: bool, pods: usiz
 
 /// Per-pod request counters of one arm of `app`: 10 ok/s and `errors(i)` 5xx/s; pod 0
 /// has no 5xx series at all (as a pod that never failed).
-fn requests(mut b: Backfill, app: &str, track: &str, errors: impl Fn(usize) -> f64) -> Backfill {
+fn requests(b: Backfill, app: &str, track: &str, errors: impl Fn(usize) -> f64) -> Backfill {
+    requests_at(b, app, track, 10.0, errors)
+}
+
+/// [`requests`] with `ok` 2xx/s per pod.
+fn requests_at(
+    mut b: Backfill,
+    app: &str,
+    track: &str,
+    ok: f64,
+    errors: impl Fn(usize) -> f64,
+) -> Backfill {
     for i in 0..PODS {
         let labels =
             format!("namespace=\"shop\",app=\"{app}\",track=\"{track}\",pod=\"{app}-{track}-{i}\"");
-        b = b.counter(
-            "http_requests_total",
-            &format!("{labels},code=\"200\""),
-            10.0,
-        );
+        b = b.counter("http_requests_total", &format!("{labels},code=\"200\""), ok);
         if i > 0 {
             b = b.counter(
                 "http_requests_total",
@@ -74,6 +81,9 @@ fn data() -> Backfill {
     b = requests(b, "checkout", "canary", base);
     b = requests(b, "payments", "baseline", base);
     b = requests(b, "payments", "canary", |i| 0.3 + 0.005 * i as f64);
+    // quiet: about one error per arm in 5 minutes, too little to decide anything.
+    b = requests_at(b, "quiet", "baseline", 0.1, |_| 0.0005);
+    b = requests_at(b, "quiet", "canary", 0.1, |_| 0.0005);
     b.gauge("broken_latency", "arm=\"baseline\"", f64::NAN)
 }
 
@@ -550,6 +560,19 @@ fn sequential_template_looks_every_interval() {
         "{err}"
     );
     assert!(out.contains("Phase:   Successful"), "{out}");
+
+    // Too little traffic to decide: Continue at every look, each Successful, and the
+    // metric Successful once `count` looks passed without a failure.
+    let (code, out, err) = analyze(&prom.url, &file, &[&fast[..], &["app=quiet"]].concat());
+    assert_eq!(code, 0, "quiet\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        err.matches(
+            "error-rate-vs-baseline: measurement Successful value=Continue: error-rate ratio"
+        )
+        .count(),
+        3,
+        "{err}"
+    );
 
     let (code, out, err) = analyze(&prom.url, &file, &[&fast[..], &["app=payments"]].concat());
     assert_eq!(code, 1, "3% errors\nstdout:\n{out}\nstderr:\n{err}");
