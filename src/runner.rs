@@ -23,7 +23,7 @@ use crate::core::analysis::value::AnalysisPhase;
 use crate::providers::{Provider, ProviderError};
 
 /// The providers rollgate implements; any other provider makes the run Error up front.
-pub const SUPPORTED_PROVIDERS: &[&str] = &["prometheus", "web", "builtin"];
+pub const SUPPORTED_PROVIDERS: &[&str] = &["prometheus", "web", "builtin", "judge"];
 
 /// Builds the provider of a metric (arguments substituted). Implemented for closures, so
 /// tests inject providers and the CLI passes [`crate::providers::build`].

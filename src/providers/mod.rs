@@ -15,6 +15,7 @@ use crate::core::analysis::value::Observation;
 
 pub mod builtin;
 pub mod duration;
+pub mod judge;
 pub mod prometheus;
 pub mod web;
 
@@ -173,6 +174,9 @@ pub fn build(
     }
     if let Some(b) = &p.builtin {
         return Ok(Arc::new(builtin::BuiltinProvider::new(b, settings)?));
+    }
+    if let Some(j) = &p.judge {
+        return Ok(Arc::new(judge::JudgeProvider::new(j, settings)?));
     }
     match unsupported_provider(metric) {
         Some(name) => Err(ProviderError::new(format!(

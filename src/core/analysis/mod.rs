@@ -10,6 +10,7 @@ pub mod args;
 pub mod condition;
 pub mod documents;
 pub mod duration;
+pub mod judge_metric;
 pub mod model;
 pub mod run;
 pub mod status;

@@ -166,6 +166,9 @@ pub struct MetricProvider {
     /// rollgate: one of Flagger's built-in metrics for a mesh or ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<BuiltinMetric>,
+    /// rollgate: a statistical judge of the canary against its baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<super::judge_metric::JudgeMetric>,
     /// Argo Rollouts `job` provider (not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
@@ -231,6 +234,7 @@ impl MetricProvider {
         add(self.influxdb.is_some(), "influxdb");
         add(self.skywalking.is_some(), "skywalking");
         add(self.builtin.is_some(), "builtin");
+        add(self.judge.is_some(), "judge");
         if let Some(plugins) = &self.plugin {
             names.extend(plugins.keys().map(|k| format!("plugin/{k}")));
         }
