@@ -116,16 +116,21 @@ pub(crate) fn check_sample(which: &'static str, sample: &[f64]) -> Result<(), Ju
     Ok(())
 }
 
-/// Check that a confidence level lies strictly between 0 and 1.
-pub(crate) fn check_confidence(confidence: f64) -> Result<(), JudgeError> {
-    if confidence > 0.0 && confidence < 1.0 {
+/// Check that a parameter (a confidence, α, a traffic split) lies strictly between 0 and 1.
+pub(crate) fn check_open_unit(name: &'static str, value: f64) -> Result<(), JudgeError> {
+    if value > 0.0 && value < 1.0 {
         Ok(())
     } else {
         Err(JudgeError::InvalidParameter {
-            name: "confidence",
-            reason: format!("{confidence} is not strictly between 0 and 1"),
+            name,
+            reason: format!("{value} is not strictly between 0 and 1"),
         })
     }
+}
+
+/// Check that a confidence level lies strictly between 0 and 1.
+pub(crate) fn check_confidence(confidence: f64) -> Result<(), JudgeError> {
+    check_open_unit("confidence", confidence)
 }
 
 /// Sorted copy of a sample, ascending in `f64::total_cmp` order with `-0.0` read as `0.0`.
