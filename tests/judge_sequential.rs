@@ -13,6 +13,13 @@ use sim::{CountSim, LatencySim, naive_z_rejects};
 
 const LOOKS: usize = 120; // 20 minutes of 10 s intervals
 
+/// The largest false-alarm rate observed over `runs` simulations that is consistent with a
+/// true rate ≤ α: α plus three binomial standard errors (the simulations are random; the
+/// seeds are fixed, so the outcome is reproducible).
+fn alarm_bound(alpha: f64, runs: u64) -> f64 {
+    alpha + 3.0 * (alpha * (1.0 - alpha) / runs as f64).sqrt()
+}
+
 /// Fraction of healthy runs in which the count test ever says Fail within `LOOKS` looks.
 fn count_false_alarms(runs: u64, seed: u64, rate: f64, split: f64, p: f64, alpha: f64) -> f64 {
     let mut alarms = 0;
@@ -61,7 +68,12 @@ fn a_naive_repeated_z_test_exceeds_alpha_on_the_same_simulation() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_125),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn count_test_false_alarms_stay_below_alpha(
@@ -72,7 +84,7 @@ proptest! {
     ) {
         let alpha = 0.05;
         let fpr = count_false_alarms(400, seed, rate, split, p, alpha);
-        prop_assert!(fpr <= alpha, "false alarm rate {} > α at rate {} split {} p {}", fpr, rate, split, p);
+        prop_assert!(fpr <= alarm_bound(alpha, 400), "false alarm rate {} > α at rate {} split {} p {}", fpr, rate, split, p);
     }
 
     #[test]
@@ -96,7 +108,7 @@ proptest! {
             }
         }
         let fpr = alarms as f64 / runs as f64;
-        prop_assert!(fpr <= alpha, "false alarm rate {} > α with {} per look", fpr, per_look);
+        prop_assert!(fpr <= alarm_bound(alpha, runs), "false alarm rate {} > α with {} per look", fpr, per_look);
     }
 }
 

@@ -42,7 +42,7 @@
 //! estimated (a plug-in), so the guarantee is asymptotic; the test waits for
 //! `min_samples` per arm before it may decide.
 
-use super::{JudgeError, normal_quantile};
+use super::{JudgeError, check_open_unit, normal_quantile};
 use statrs::function::beta::{beta_reg, ln_beta};
 
 /// The decision of a sequential judge at one look.
@@ -131,14 +131,15 @@ pub struct CountTest {
     ln_beta_prior: f64,
 }
 
-fn check_alpha(alpha: f64) -> Result<(), JudgeError> {
-    if alpha > 0.0 && alpha < 1.0 {
-        Ok(())
+/// Fail when the log evidence reaches `ln(1/α)`; Pass when the confidence sequence's upper
+/// end is below the tolerated level; else Continue.
+fn decide(ln_evidence: f64, threshold: f64, upper: f64, pass_below: f64) -> Decision {
+    if ln_evidence >= threshold {
+        Decision::Fail
+    } else if upper < pass_below {
+        Decision::Pass
     } else {
-        Err(JudgeError::InvalidParameter {
-            name: "alpha",
-            reason: format!("{alpha} is not strictly between 0 and 1"),
-        })
+        Decision::Continue
     }
 }
 
@@ -149,13 +150,8 @@ impl CountTest {
     /// [`JudgeError::InvalidParameter`] when α or the split is not in (0, 1), or the
     /// concentration or pass ratio is not positive.
     pub fn new(config: CountTestConfig) -> Result<Self, JudgeError> {
-        check_alpha(config.alpha)?;
-        if !(config.split > 0.0 && config.split < 1.0) {
-            return Err(JudgeError::InvalidParameter {
-                name: "split",
-                reason: format!("{} is not strictly between 0 and 1", config.split),
-            });
-        }
+        check_open_unit("alpha", config.alpha)?;
+        check_open_unit("split", config.split)?;
         if !(config.concentration > 0.0 && config.concentration.is_finite()) {
             return Err(JudgeError::InvalidParameter {
                 name: "concentration",
@@ -275,13 +271,7 @@ impl CountTest {
             low: ratio(low),
             high: ratio(high),
         };
-        let decision = if ln_bf_plus >= threshold {
-            Decision::Fail
-        } else if cs.high < cfg.pass_ratio {
-            Decision::Pass
-        } else {
-            Decision::Continue
-        };
+        let decision = decide(ln_bf_plus, threshold, cs.high, cfg.pass_ratio);
         SequentialResult {
             decision,
             p_value: self.p_value,
@@ -390,7 +380,7 @@ impl ShiftTest {
     /// [`JudgeError::InvalidParameter`] for α outside (0, 1), or τ or `max_shift` not
     /// positive.
     pub fn new(config: ShiftTestConfig) -> Result<Self, JudgeError> {
-        check_alpha(config.alpha)?;
+        check_open_unit("alpha", config.alpha)?;
         for (name, v) in [("tau", config.tau), ("max_shift", config.max_shift)] {
             if !(v > 0.0 && v.is_finite()) {
                 return Err(JudgeError::InvalidParameter {
@@ -474,13 +464,7 @@ impl ShiftTest {
             low: (theta - half_width).exp() - 1.0,
             high: (theta + half_width).exp() - 1.0,
         };
-        let decision = if ln_lambda_plus >= threshold {
-            Decision::Fail
-        } else if cs.high < cfg.max_shift {
-            Decision::Pass
-        } else {
-            Decision::Continue
-        };
+        let decision = decide(ln_lambda_plus, threshold, cs.high, cfg.max_shift);
         SequentialResult {
             decision,
             p_value: self.p_value,

@@ -150,35 +150,28 @@ pub fn wilcox_asymptotic(
     canary: &[f64],
     confidence: f64,
 ) -> Result<ShiftInterval, JudgeError> {
-    check_sample("baseline", baseline)?;
-    check_sample("canary", canary)?;
-    check_confidence(confidence)?;
-    let (x, y) = (sorted(baseline), sorted(canary));
+    let Pool {
+        x,
+        y,
+        half,
+        mumin,
+        mumax,
+        w_min,
+        w_max,
+    } = Pool::new(baseline, canary, confidence)?;
     let (m, n) = (x.len(), y.len());
     let total = m as u64 * n as u64;
-    let half = total as f64 / 2.0;
     let diffs = PairwiseDiffs::new(&x, &y);
     // σ₀: ties within each sample only (no cross ties between jump points)
     let within = tie_term_of(&x) + tie_term_of(&y);
     let sigma0 = sigma_u(m, n, within);
-    let mumin = y[0] - x[m - 1];
-    let mumax = y[n - 1] - x[0];
-    let w_min = w_at(&x, &y, mumin, half)?;
-    let w_max = w_at(&x, &y, mumax, half)?;
     if sigma0 == 0.0 {
         return Err(JudgeError::AllTied);
     }
     // g(r): W between D_(r) and D_(r+1), non-increasing in r
     let g = |r: u64| {
         let dz = (total - r) as f64 - half;
-        let corr = if dz > 0.0 {
-            0.5
-        } else if dz < 0.0 {
-            -0.5
-        } else {
-            0.0
-        };
-        (dz - corr) / sigma0
+        (dz - continuity(dz)) / sigma0
     };
     // the root of W(d) = zq with R's boundary rule (or none for the estimate)
     let root = |zq: f64, boundary_rule: bool| -> f64 {
@@ -251,16 +244,15 @@ pub fn wilcox_asymptotic_zeroin(
     canary: &[f64],
     confidence: f64,
 ) -> Result<ShiftInterval, JudgeError> {
-    check_sample("baseline", baseline)?;
-    check_sample("canary", canary)?;
-    check_confidence(confidence)?;
-    let (x, y) = (sorted(baseline), sorted(canary));
-    let (m, n) = (x.len(), y.len());
-    let half = m as f64 * n as f64 / 2.0;
-    let mumin = y[0] - x[m - 1];
-    let mumax = y[n - 1] - x[0];
-    let w_min = w_at(&x, &y, mumin, half)?;
-    let w_max = w_at(&x, &y, mumax, half)?;
+    let Pool {
+        x,
+        y,
+        half,
+        mumin,
+        mumax,
+        w_min,
+        w_max,
+    } = Pool::new(baseline, canary, confidence)?;
     // an error inside the search cannot happen once both ends were computable: σ_d is
     // positive unless every value is tied, which would show at the ends too
     let w = |d: f64| w_at(&x, &y, d, half).unwrap_or(f64::NAN);
@@ -385,14 +377,54 @@ fn w_at(x: &[f64], y: &[f64], d: f64, half: f64) -> Result<f64, JudgeError> {
         return Err(JudgeError::AllTied);
     }
     let dz = s.u_x - half;
-    let corr = if dz > 0.0 {
+    Ok((dz - continuity(dz)) / sigma)
+}
+
+/// R's two-sided continuity correction `½·sign(dz)` (0 at 0).
+fn continuity(dz: f64) -> f64 {
+    if dz > 0.0 {
         0.5
     } else if dz < 0.0 {
         -0.5
     } else {
         0.0
-    };
-    Ok((dz - corr) / sigma)
+    }
+}
+
+/// What both asymptotic variants start from: the sorted samples, `m·n/2`, the search range
+/// `[min D, max D]` and `W` at its ends (where cross ties occur).
+struct Pool {
+    x: Vec<f64>,
+    y: Vec<f64>,
+    half: f64,
+    mumin: f64,
+    mumax: f64,
+    w_min: f64,
+    w_max: f64,
+}
+
+impl Pool {
+    fn new(baseline: &[f64], canary: &[f64], confidence: f64) -> Result<Self, JudgeError> {
+        check_sample("baseline", baseline)?;
+        check_sample("canary", canary)?;
+        check_confidence(confidence)?;
+        let (x, y) = (sorted(baseline), sorted(canary));
+        let (m, n) = (x.len(), y.len());
+        let half = m as f64 * n as f64 / 2.0;
+        let mumin = y[0] - x[m - 1];
+        let mumax = y[n - 1] - x[0];
+        let w_min = w_at(&x, &y, mumin, half)?;
+        let w_max = w_at(&x, &y, mumax, half)?;
+        Ok(Self {
+            x,
+            y,
+            half,
+            mumin,
+            mumax,
+            w_min,
+            w_max,
+        })
+    }
 }
 
 #[cfg(test)]
