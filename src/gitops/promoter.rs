@@ -34,13 +34,13 @@ pub struct PromoterConfig {
     pub timeout: Duration,
     /// Attempts of fetch-edit-push before giving up when other promoters win the race.
     pub max_attempts: u32,
-    /// Backoff unit after a lost race: a uniform wait below this times 2, 4, then 8.
+    /// Backoff unit after a lost race: a uniform wait below this times 2, 4, 8, then 16.
     pub backoff: Duration,
 }
 
 impl PromoterConfig {
     /// Defaults for `url` and `branch`: cache from [`default_cache_dir`], no
-    /// credentials, 60 s timeout, 30 attempts, 5 ms backoff unit.
+    /// credentials, 60 s timeout, 100 attempts, 5 ms backoff unit.
     pub fn new(url: &str, branch: &str) -> Self {
         Self {
             url: url.to_owned(),
@@ -49,7 +49,7 @@ impl PromoterConfig {
             credentials: Credentials::default(),
             identity: Identity::default(),
             timeout: Duration::from_secs(60),
-            max_attempts: 30,
+            max_attempts: 100,
             backoff: Duration::from_millis(5),
         }
     }
@@ -337,10 +337,10 @@ impl Promoter {
     }
 
     async fn backoff(&self, attempt: u32) {
-        // "Full jitter": a uniform wait in [0, base * 2^min(attempt, 3)). Promoters that
+        // "Full jitter": a uniform wait in [0, base * 2^min(attempt, 4)). Promoters that
         // lost the same race spread out instead of colliding again, and the wait stays
-        // short (at most 8 * base), which keeps the latency tail under contention low.
-        let cap = self.config.backoff * (1u32 << attempt.min(3));
+        // short (at most 16 * base), which keeps the latency tail under contention low.
+        let cap = self.config.backoff * (1u32 << attempt.min(4));
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
