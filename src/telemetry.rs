@@ -588,6 +588,7 @@ impl Telemetry {
         for k in ReconcileKind::ALL {
             let kind = k.as_str();
             let _ = m.reconciles.get_or_create(&KindLabels { kind });
+            let _ = m.reconcile_duration.get_or_create(&KindLabels { kind });
             for reason in ReconcileErrorReason::ALL {
                 let _ = m.reconcile_errors.get_or_create(&KindReasonLabels {
                     kind,
@@ -613,6 +614,7 @@ impl Telemetry {
         }
         for a in PromotionAction::ALL {
             let action = a.as_str();
+            let _ = m.promotion_duration.get_or_create(&ActionLabels { action });
             for e in PromotionEffect::ALL {
                 let _ = m.promotions.get_or_create(&ActionResultLabels {
                     action,
@@ -625,6 +627,17 @@ impl Telemetry {
                     reason: f.as_str(),
                 });
             }
+        }
+
+        for o in QueryOutcome::ALL {
+            let _ = m.query_duration.get_or_create(&OutcomeLabels {
+                outcome: o.as_str(),
+            });
+        }
+        for route in crate::server::routes::ALL {
+            let _ = m
+                .http_requests
+                .get_or_create(&HttpLabels { route, code: "200" });
         }
 
         Self {

@@ -51,6 +51,8 @@ pub mod routes {
     pub const APPROVALS: &str = "/api/v1/approvals";
     /// Any path that matched no route.
     pub const UNMATCHED: &str = "unmatched";
+    /// Every route template, in a stable order.
+    pub const ALL: [&str; 5] = [HEALTHZ, READYZ, METRICS, ROLLOUT, APPROVALS];
 }
 
 /// Whether the controller is ready for traffic: its caches are synced and it is not
@@ -261,14 +263,8 @@ async fn count_requests(State(state): State<ServerState>, req: Request, next: Ne
 }
 
 fn route_label(matched: &str) -> &'static str {
-    [
-        routes::HEALTHZ,
-        routes::READYZ,
-        routes::METRICS,
-        routes::ROLLOUT,
-        routes::APPROVALS,
-    ]
-    .into_iter()
-    .find(|r| *r == matched)
-    .unwrap_or(routes::UNMATCHED)
+    routes::ALL
+        .into_iter()
+        .find(|r| *r == matched)
+        .unwrap_or(routes::UNMATCHED)
 }
