@@ -241,12 +241,25 @@ impl LeaderElection {
     where
         F: Future<Output = ()>,
     {
+        // When the last successful renewal *started*: the record it wrote cannot be older,
+        // so stepping down by `renew_deadline` after it is before anyone else can see the
+        // Lease expire (`renew_deadline < lease_duration`).
         let mut last_renewal: Option<Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            match self.attempt().await {
+            let started = Instant::now();
+            // A leader's attempt may not run past its renew deadline: it steps down then,
+            // whatever the API server is doing.
+            let budget = last_renewal.map_or(self.config.lease_duration, |t| {
+                self.config.renew_deadline.saturating_sub(t.elapsed())
+            });
+            let result = match tokio::time::timeout(budget, self.attempt()).await {
+                Ok(r) => r,
+                Err(_) => Err(AttemptError::Timeout(budget)),
+            };
+            match result {
                 Ok(true) => {
-                    last_renewal = Some(Instant::now());
+                    last_renewal = Some(started);
                     self.report(true);
                 }
                 Ok(false) => {
@@ -272,9 +285,14 @@ impl LeaderElection {
                     }
                 }
             }
+            let pause = last_renewal.map_or(self.config.retry_period, |t| {
+                self.config
+                    .retry_period
+                    .min(self.config.renew_deadline.saturating_sub(t.elapsed()))
+            });
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(self.config.retry_period) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
         let was_leader = *self.tx.borrow();

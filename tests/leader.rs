@@ -195,3 +195,101 @@ async fn graceful_shutdown_releases_and_hands_over_at_once() {
         .expect("run did not panic");
     assert_eq!(holder(&client, &ns).await, None);
 }
+
+/// A TCP proxy to the API server that the test can cut, as a network partition.
+struct Partition {
+    url: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Partition {
+    async fn to(server: &str) -> Self {
+        let upstream = server
+            .strip_prefix("https://")
+            .expect("an https server URL")
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let url = format!("https://{}", listener.local_addr().expect("address"));
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t = std::sync::Arc::clone(&tasks);
+        let acceptor = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                t.lock().expect("lock").push(conn);
+            }
+        });
+        tasks.lock().expect("lock").push(acceptor);
+        Self { url, tasks }
+    }
+
+    /// Drop every connection and stop accepting.
+    fn cut(&self) {
+        for t in self.tasks.lock().expect("lock").drain(..) {
+            t.abort();
+        }
+    }
+
+    /// A client that reaches the API server only through this proxy.
+    async fn client(&self, cp: &k8s::ControlPlane) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(cp.kubeconfig()).expect("kubeconfig");
+        let mut config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("client config");
+        config.cluster_url = self.url.parse().expect("proxy URL");
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_steps_down_before_anyone_else_takes_over() {
+    let cp = k8s::shared();
+    let client = cp.client().await;
+    let ns = cp.namespace("lease-partition");
+    let partition = Partition::to(cp.server()).await;
+    let cut_off = partition.client(cp).await;
+    let a = candidate(&cut_off, &ns, "alpha").await;
+    wait_for_single_leader(&[&a], Duration::from_secs(20)).await;
+    let b = candidate(&client, &ns, "beta").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(is_leader(&a.rx) && !is_leader(&b.rx));
+
+    // Alpha can no longer renew. It must stop acting within its renew deadline (3 s),
+    // and beta must not start before alpha stopped.
+    partition.cut();
+    let cut = Instant::now();
+    let mut alpha_stopped = None;
+    let mut beta_started = None;
+    while beta_started.is_none() && cut.elapsed() < LEASE + Duration::from_secs(10) {
+        let (al, bl) = (is_leader(&a.rx), is_leader(&b.rx));
+        assert!(
+            !(al && bl),
+            "alpha and beta both act {:?} after the cut",
+            cut.elapsed()
+        );
+        if !al && alpha_stopped.is_none() {
+            alpha_stopped = Some(cut.elapsed());
+        }
+        if bl {
+            beta_started = Some(cut.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = alpha_stopped.expect("alpha stepped down");
+    let started = beta_started.expect("beta took over");
+    assert!(
+        stopped <= Duration::from_secs(3) + Duration::from_millis(500),
+        "alpha acted {stopped:?} without renewing (renew deadline 3 s)"
+    );
+    assert!(stopped < started, "alpha {stopped:?}, beta {started:?}");
+    assert_eq!(holder(&client, &ns).await.as_deref(), Some("beta"));
+    a.task.abort();
+    b.task.abort();
+}
