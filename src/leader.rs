@@ -217,9 +217,8 @@ impl LeaderElection {
 
     /// A receiver of "this candidate is the leader": `false` until the Lease is won, back
     /// to `false` when it is lost, when renewals fail past the renew deadline, and before
-    /// the Lease is released on shutdown. It also reads `false` after [`run`](Self::run)
-    /// returns or its task is aborted (the sender is dropped: check
-    /// [`watch::Receiver::has_changed`] errors, or use [`is_leader`]).
+    /// the Lease is released on shutdown. It also changes to `false` when the election is
+    /// dropped: after [`run`](Self::run) returns, or when its task is aborted or panics.
     #[must_use]
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
@@ -457,6 +456,17 @@ impl LeaderElection {
     }
 }
 
+impl Drop for LeaderElection {
+    /// However the election ends (shutdown, an aborted task, a panic), its receivers read
+    /// `false` afterwards: nothing keeps acting on a stale `true`.
+    fn drop(&mut self) {
+        self.tx.send_replace(false);
+        if let Some(t) = &self.telemetry {
+            t.set_leader(false);
+        }
+    }
+}
+
 fn observed_of(lease: &Lease) -> Observed {
     let spec = lease.spec.clone().unwrap_or_default();
     Observed {
@@ -467,8 +477,8 @@ fn observed_of(lease: &Lease) -> Observed {
     }
 }
 
-/// Whether `rx` says "leader" now: `false` once the election's sender is gone (its task
-/// ended or was aborted), whatever the last value was.
+/// Whether `rx` says "leader" now (`false` once the election is gone; belt and braces
+/// over the `false` the election sends when it is dropped).
 #[must_use]
 pub fn is_leader(rx: &watch::Receiver<bool>) -> bool {
     rx.has_changed().is_ok() && *rx.borrow()

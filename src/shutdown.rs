@@ -57,7 +57,7 @@ impl Shutdown {
 
     /// A future that completes once the shutdown is triggered (at once if it already
     /// was). It owns what it needs, so it can be moved into a spawned task.
-    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
         let mut rx = self.tx.subscribe();
         async move {
             // `wait_for` fails only when every `Shutdown` clone is gone: nobody can

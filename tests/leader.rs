@@ -135,6 +135,10 @@ async fn killing_the_leader_hands_over_after_the_lease_duration() {
         !is_leader(&a.rx),
         "an aborted election must read as not leader"
     );
+    assert!(
+        !*a.rx.borrow(),
+        "an aborted election must say false, not leave a stale true"
+    );
     assert_eq!(holder(&client, &ns).await.as_deref(), Some("alpha"));
 
     wait_for_single_leader(&[&b], LEASE + Duration::from_secs(10)).await;
