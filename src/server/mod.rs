@@ -15,6 +15,41 @@
 //!
 //! [`serve`] takes its listener and its shutdown signal as arguments, so tests bind
 //! `127.0.0.1:0` and stop it when they like.
+//!
+//! # Wiring the controller process
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use rollgate::leader::{LeaderElection, LeaseConfig, default_identity};
+//! use rollgate::server::{ServerState, serve};
+//! use rollgate::shutdown::Shutdown;
+//! use rollgate::telemetry::Telemetry;
+//!
+//! let client = kube::Client::try_default().await?;
+//! let shutdown = Shutdown::new();
+//! shutdown.listen_for_signals()?; // SIGTERM / SIGINT
+//! let telemetry = Telemetry::new();
+//! let lease = LeaseConfig::new("rollgate-system", "rollgate-controller", &default_identity());
+//! let election = LeaderElection::new(client.clone(), lease)?.with_telemetry(telemetry.clone());
+//! let leader = election.subscribe(); // the reconcilers act only while it reads true
+//! let election = tokio::spawn(election.run(shutdown.wait()));
+//!
+//! let mut state = ServerState::new(client.clone(), telemetry.clone());
+//! state.config.drain_delay = Duration::from_secs(5);
+//! let readiness = state.readiness.clone(); // caches_synced() once the reflectors are ready
+//! let approvals = state.approvals.clone(); // insert() each PromotionPolicy with its Promoter
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let http = tokio::spawn(serve(listener, state, shutdown.wait()));
+//!
+//! // ... run the reconcilers with `leader`, `telemetry`, `readiness`, `approvals` and
+//! // `shutdown.wait()` ...
+//! # drop((leader, readiness, approvals));
+//! shutdown.wait().await;
+//! election.await?; // stopped acting, Lease released
+//! http.await??; // in-flight requests answered
+//! # Ok(()) }
+//! ```
 
 pub mod api;
 pub mod auth;
