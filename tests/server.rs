@@ -694,3 +694,41 @@ async fn serves_on_a_real_socket_and_drains_on_shutdown() {
     );
     let _ = std::io::stderr().flush();
 }
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_503_not_401() {
+    let c = Cluster::new("srv-down").await;
+    let token = c.token("reader", None);
+    // A client whose API server does not answer (nothing listens on the port).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let kc = kube::config::Kubeconfig::read_from(c.cp.kubeconfig()).expect("kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("client config");
+    config.cluster_url = format!("https://127.0.0.1:{port}").parse().expect("url");
+    let dead = kube::Client::try_from(config).expect("client");
+    let mut state = ServerState::new(dead.clone(), Telemetry::new());
+    state.auth = KubeAuth::new(dead).with_timeout(Duration::from_secs(2));
+    state.readiness.caches_synced();
+    let r = call(
+        &state,
+        get(&format!("/api/v1/rollouts/{}/podinfo", c.ns), Some(&token)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        r.body.contains("authentication is unavailable"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains(&token[..16]));
+    // Health does not depend on the API server.
+    assert_eq!(
+        call(&state, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+}
