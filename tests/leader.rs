@@ -139,20 +139,32 @@ async fn killing_the_leader_hands_over_after_the_lease_duration() {
         !*a.rx.borrow(),
         "an aborted election must say false, not leave a stale true"
     );
-    assert_eq!(holder(&client, &ns).await.as_deref(), Some("alpha"));
+    let api: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let last = api
+        .get("rollgate-controller")
+        .await
+        .expect("lease")
+        .spec
+        .expect("spec");
+    assert_eq!(last.holder_identity.as_deref(), Some("alpha"));
+    let last_renewal = last.renew_time.expect("alpha renewed").0;
 
     wait_for_single_leader(&[&b], LEASE + Duration::from_secs(10)).await;
     let took = killed.elapsed();
+    // Same machine, same wall clock: beta took over no earlier than a whole lease
+    // duration after alpha's last renewal (renewTime has microsecond precision).
+    let since_renewal = last_renewal
+        .duration_until(k8s_openapi::jiff::Timestamp::now())
+        .as_secs_f64();
     assert!(
-        took >= LEASE - RETRY - Duration::from_millis(300),
-        "beta took over after {took:?}, before the {LEASE:?} lease could expire"
+        since_renewal >= LEASE.as_secs_f64() - 0.01,
+        "beta took over {since_renewal:.3} s after alpha's last renewal, before the {LEASE:?} lease expired"
     );
     assert!(
         took <= LEASE + Duration::from_secs(3),
         "beta took over only after {took:?} (lease {LEASE:?})"
     );
     assert_eq!(holder(&client, &ns).await.as_deref(), Some("beta"));
-    let api: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let spec = api
         .get("rollgate-controller")
         .await
