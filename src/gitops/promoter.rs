@@ -440,6 +440,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError`]: remote failures, a refused push, a lost race after every attempt,
     /// or [`GitError::Plan`] for a missing file or field or malformed YAML.
+    #[tracing::instrument(name = "git.promote", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn promote(
         &self,
         policy: &PromotionPolicy,
@@ -592,6 +593,7 @@ impl Promoter {
     ///
     /// # Errors
     /// As [`Promoter::promote`].
+    #[tracing::instrument(name = "git.revert", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn revert(
         &self,
         policy: &PromotionPolicy,
@@ -715,6 +717,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError::NoPendingPromotion`] when there is nothing to approve; otherwise as
     /// [`Promoter::promote`].
+    #[tracing::instrument(name = "git.approve", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn approve(
         &self,
         policy: &PromotionPolicy,
@@ -836,6 +839,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError`] for Git failures; per-environment read problems are reported in
     /// [`EnvironmentHistory::error`].
+    #[tracing::instrument(name = "git.history", skip_all, fields(app = policy.app()))]
     pub async fn history(
         &self,
         policy: &PromotionPolicy,
