@@ -73,7 +73,10 @@ fn setup(root: &Path) -> (String, PolicyFile) {
     git(&seed, &["push", "-q", &url, "main"]);
     let text = policies.join("---\n");
     std::fs::write(root.join("policies.yaml"), &text).expect("policy");
-    (url, PolicyFile::parse("policies.yaml", &text).expect("policy"))
+    (
+        url,
+        PolicyFile::parse("policies.yaml", &text).expect("policy"),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -116,20 +119,24 @@ async fn rollgate_run(
 }
 
 const SCRIPT: &str = r#"#!/bin/sh
-# The committer workflow of a PostSync job / CI step: pull, sed, add, commit, push.
+# The committer workflow of a PostSync job / CI step: pull, sed, add, commit, push,
+# pulling again when another committer pushed first.
 # usage: promote.sh CLONE APP ENV VERSION
-set -e
-cd "$1"
+cd "$1" || exit 1
 file="$2/values-$3.yaml"
-for attempt in $(seq 1 50); do
-  git pull -q --rebase origin main
+attempt=0
+while :; do
+  attempt=$((attempt + 1))
+  if [ "$attempt" -gt 1000 ]; then echo "gave up after 1000 attempts" >&2; exit 1; fi
+  if ! git pull -q --rebase origin main >&2; then
+    git rebase --abort 2>/dev/null; git reset -q --hard origin/main; continue
+  fi
   sed -i "s/^  tag: \".*\"/  tag: \"$4\"/" "$file"
   git add "$file"
-  git commit -q -m "promote $2 $4 to $3"
+  git commit -q -m "promote $2 $4 to $3" >&2 || { echo "commit failed" >&2; exit 1; }
   if git push -q origin main 2>/dev/null; then exit 0; fi
   git reset -q --hard origin/main
 done
-exit 1
 "#;
 
 fn script_run(root: &Path, clone: &Path, jobs: &[(usize, usize, String)]) {
@@ -151,7 +158,8 @@ fn script_run(root: &Path, clone: &Path, jobs: &[(usize, usize, String)]) {
             .expect("sh");
         assert!(
             out.status.success(),
-            "script: {}",
+            "script: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -180,7 +188,11 @@ fn main() {
     let root = tmp.path();
     let t = Instant::now();
     let (url, policies) = setup(root);
-    eprintln!("setup: {APPS} apps x {} envs in {:?}", ENVS.len(), t.elapsed());
+    eprintln!(
+        "setup: {APPS} apps x {} envs in {:?}",
+        ENVS.len(),
+        t.elapsed()
+    );
     let policies = Arc::new(policies);
     std::fs::write(root.join("promote.sh"), SCRIPT).expect("script");
     let mut next_version = 0usize;
@@ -197,9 +209,18 @@ fn main() {
     // rollgate, serial
     let jobs: Vec<_> = (0..serial_n).map(|i| job(i * 7, i)).collect();
     let t = Instant::now();
-    let mut serial_lat = rt.block_on(rollgate_run(&url, root.join("cache-serial"), Arc::clone(&policies), jobs));
+    let mut serial_lat = rt.block_on(rollgate_run(
+        &url,
+        root.join("cache-serial"),
+        Arc::clone(&policies),
+        jobs,
+    ));
     let serial_total: Duration = serial_lat.iter().sum();
-    let _ = t;
+    eprintln!(
+        "rollgate serial: {serial_n} in {:?} (wall {:?})",
+        serial_total,
+        t.elapsed()
+    );
     // rollgate, 8 concurrent promoters
     let worker_jobs: Vec<Vec<_>> = (0..WORKERS)
         .map(|w| (0..per_worker).map(|i| job(w * 125 + i, i + w)).collect())
@@ -224,6 +245,7 @@ fn main() {
         (t.elapsed(), all)
     });
     let conc_n = WORKERS * per_worker;
+    eprintln!("rollgate 8 concurrent: {conc_n} in {conc_elapsed:?}");
 
     // rollgate CLI, one process per promotion
     let cli_jobs: Vec<_> = (0..cli_n).map(|i| job(i * 13 + 3, i)).collect();
@@ -234,13 +256,25 @@ fn main() {
         let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
             .args(["promote", "--policy"])
             .arg(&policy_path)
-            .args(["--app", &format!("app-{a}"), "--to", ENVS[*e], "--version", v])
+            .args([
+                "--app",
+                &format!("app-{a}"),
+                "--to",
+                ENVS[*e],
+                "--version",
+                v,
+            ])
             .env("ROLLGATE_CACHE_DIR", &cli_cache)
             .output()
             .expect("rollgate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let cli_elapsed = t.elapsed();
+    eprintln!("rollgate CLI serial: {cli_n} in {cli_elapsed:?}");
 
     // the script, serial
     git(root, &["clone", "-q", &url, "clone-serial"]);
@@ -248,12 +282,17 @@ fn main() {
     let t = Instant::now();
     script_run(root, &root.join("clone-serial"), &jobs);
     let script_serial = t.elapsed();
+    eprintln!("script serial: {script_serial_n} in {script_serial:?}");
     // the script, 8 concurrent clones
     for w in 0..WORKERS {
         git(root, &["clone", "-q", &url, &format!("clone-{w}")]);
     }
     let worker_jobs: Vec<Vec<_>> = (0..WORKERS)
-        .map(|w| (0..script_per_worker).map(|i| job(w * 125 + 60 + i, i)).collect())
+        .map(|w| {
+            (0..script_per_worker)
+                .map(|i| job(w * 125 + 60 + i, i))
+                .collect()
+        })
         .collect();
     let t = Instant::now();
     std::thread::scope(|s| {
@@ -271,7 +310,10 @@ fn main() {
         .current_dir(root.join("remote.git"))
         .output()
         .expect("git");
-    let commits: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+    let commits: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count");
     let expected = 1 + serial_n + conc_n + cli_n + script_serial_n + script_conc_n;
     assert_eq!(commits, expected, "every promotion landed exactly once");
 
@@ -285,10 +327,21 @@ fn main() {
     println!("promotion benchmark: {APPS} apps x 3 envs, local bare remote over file://");
     println!("| | promotions | promotions/s | vs script |");
     println!("|---|---:|---:|---:|");
-    println!("| rollgate library, serial | {serial_n} | {r_serial:.1} | {:.1}x |", r_serial / s_serial);
-    println!("| rollgate library, 8 concurrent promoters | {conc_n} | {r_conc:.1} | {:.1}x |", r_conc / s_conc);
-    println!("| rollgate CLI (process per promotion), serial | {cli_n} | {r_cli:.1} | {:.1}x |", r_cli / s_serial);
-    println!("| git CLI script (pull, sed, add, commit, push), serial | {script_serial_n} | {s_serial:.1} | 1.0x |");
+    println!(
+        "| rollgate library, serial | {serial_n} | {r_serial:.1} | {:.1}x |",
+        r_serial / s_serial
+    );
+    println!(
+        "| rollgate library, 8 concurrent promoters | {conc_n} | {r_conc:.1} | {:.1}x |",
+        r_conc / s_conc
+    );
+    println!(
+        "| rollgate CLI (process per promotion), serial | {cli_n} | {r_cli:.1} | {:.1}x |",
+        r_cli / s_serial
+    );
+    println!(
+        "| git CLI script (pull, sed, add, commit, push), serial | {script_serial_n} | {s_serial:.1} | 1.0x |"
+    );
     println!("| git CLI script, 8 concurrent clones | {script_conc_n} | {s_conc:.1} | 1.0x |");
     println!(
         "rollgate latency: serial p50 {:.1} ms, p99 {:.1} ms; 8 concurrent p50 {:.1} ms, p99 {:.1} ms (includes lost races and retries)",
