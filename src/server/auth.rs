@@ -4,7 +4,10 @@
 //! The token is only ever passed to the API server. It is not logged, not echoed in
 //! responses, not part of any error, and its `Debug` is redacted.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
@@ -87,12 +90,79 @@ pub enum AuthError {
     },
 }
 
+/// Accepted tokens for a short time, so a client polling the API does not cost a
+/// `TokenReview` per request (the API server's own webhook authenticator caches likewise).
+/// Keyed by a keyed hash of the token (a random key per process): the token itself is not
+/// kept. Only acceptances are cached; a refused token is reviewed again every time.
+#[derive(Debug)]
+struct TokenCache {
+    ttl: Duration,
+    hasher: RandomState,
+    entries: Mutex<HashMap<u64, (Caller, Instant)>>,
+}
+
+/// At most this many cached acceptances; when full, expired ones go, then all.
+const TOKEN_CACHE_CAPACITY: usize = 4096;
+
+impl TokenCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            hasher: RandomState::new(),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, token: &BearerToken) -> u64 {
+        self.hasher.hash_one(token.0.as_bytes())
+    }
+
+    fn get(&self, token: &BearerToken, now: Instant) -> Option<Caller> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let key = self.key(token);
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(&key) {
+            Some((caller, until)) if *until > now => Some(caller.clone()),
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, token: &BearerToken, caller: &Caller, now: Instant) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let key = self.key(token);
+        let mut map = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= TOKEN_CACHE_CAPACITY {
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= TOKEN_CACHE_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (caller.clone(), now + self.ttl));
+    }
+}
+
 /// Checks tokens and permissions against the API server, every call bounded by a timeout.
+/// Clones share one token cache.
 #[derive(Clone)]
 pub struct KubeAuth {
     client: kube::Client,
     audiences: Vec<String>,
     timeout: Duration,
+    cache: Arc<TokenCache>,
 }
 
 impl std::fmt::Debug for KubeAuth {
@@ -113,13 +183,24 @@ impl KubeAuth {
             client,
             audiences: Vec::new(),
             timeout: Duration::from_secs(5),
+            cache: Arc::new(TokenCache::new(Duration::from_secs(10))),
         }
     }
 
+    /// Remember an accepted token for `ttl` (default 10 s; zero reviews every request). A
+    /// token revoked meanwhile stays accepted until its entry expires.
+    #[must_use]
+    pub fn with_token_cache(mut self, ttl: Duration) -> Self {
+        self.cache = Arc::new(TokenCache::new(ttl));
+        self
+    }
+
     /// Accept only tokens issued for one of `audiences` (empty: the API server's own).
+    /// Starts a new token cache (acceptances were for the old audiences).
     #[must_use]
     pub fn with_audiences(mut self, audiences: Vec<String>) -> Self {
         self.audiences = audiences;
+        self.cache = Arc::new(TokenCache::new(self.cache.ttl));
         self
     }
 
@@ -137,6 +218,9 @@ impl KubeAuth {
     /// [`AuthError::ReviewFailed`] / [`AuthError::Timeout`] when it could not say.
     pub async fn authenticate(&self, token: &BearerToken) -> Result<Caller, AuthError> {
         const REVIEW: &str = "TokenReview";
+        if let Some(caller) = self.cache.get(token, Instant::now()) {
+            return Ok(caller);
+        }
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: token.0.clone(),
@@ -164,11 +248,13 @@ impl KubeAuth {
         if username.is_empty() {
             return Err(AuthError::Unauthenticated);
         }
-        Ok(Caller {
+        let caller = Caller {
             username,
             uid: user.uid,
             groups: user.groups.unwrap_or_default(),
-        })
+        };
+        self.cache.put(token, &caller, Instant::now());
+        Ok(caller)
     }
 
     /// Whether `caller` may do `permission`.
@@ -237,5 +323,57 @@ mod tests {
             assert!(BearerToken::from_header(bad).is_none(), "{bad:?}");
         }
         assert!(!format!("{t:?}").contains("abc"));
+    }
+
+    fn caller(name: &str) -> Caller {
+        Caller {
+            username: name.to_owned(),
+            uid: None,
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn the_token_cache_expires_and_keys_by_token() {
+        let c = TokenCache::new(Duration::from_secs(10));
+        let (a, b) = (BearerToken("a".to_owned()), BearerToken("b".to_owned()));
+        let t0 = Instant::now();
+        assert_eq!(c.get(&a, t0), None);
+        c.put(&a, &caller("alice"), t0);
+        assert_eq!(
+            c.get(&a, t0 + Duration::from_secs(9)),
+            Some(caller("alice"))
+        );
+        assert_eq!(
+            c.get(&b, t0),
+            None,
+            "another token is not the cached caller"
+        );
+        assert_eq!(c.get(&a, t0 + Duration::from_secs(10)), None, "expired");
+        assert_eq!(c.get(&a, t0), None, "an expired entry is removed");
+        let off = TokenCache::new(Duration::ZERO);
+        off.put(&a, &caller("alice"), t0);
+        assert_eq!(off.get(&a, t0), None, "ttl zero caches nothing");
+        assert!(
+            !format!("{c:?}").contains("\"a\""),
+            "the cache does not keep tokens"
+        );
+    }
+
+    #[test]
+    fn a_full_token_cache_drops_expired_entries_first() {
+        let c = TokenCache::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..TOKEN_CACHE_CAPACITY {
+            c.put(&BearerToken(format!("old{i}")), &caller("old"), t0);
+        }
+        let later = t0 + Duration::from_secs(11);
+        c.put(&BearerToken("new".to_owned()), &caller("new"), later);
+        let len = c.entries.lock().expect("lock").len();
+        assert_eq!(len, 1, "expired entries were dropped");
+        assert_eq!(
+            c.get(&BearerToken("new".to_owned()), later),
+            Some(caller("new"))
+        );
     }
 }
