@@ -153,6 +153,7 @@ async fn killing_the_leader_hands_over_after_the_lease_duration() {
     let took = killed.elapsed();
     // Same machine, same wall clock: beta took over no earlier than a whole lease
     // duration after alpha's last renewal (renewTime has microsecond precision).
+    eprintln!("handover after a kill: {took:?} after the abort");
     let since_renewal = last_renewal
         .duration_until(k8s_openapi::jiff::Timestamp::now())
         .as_secs_f64();
@@ -197,6 +198,7 @@ async fn graceful_shutdown_releases_and_hands_over_at_once() {
     assert!(!*a_rx.borrow_and_update());
     wait_for_single_leader(&[&b], LEASE).await;
     let took = stopped.elapsed();
+    eprintln!("handover after a graceful release: {took:?} after the shutdown trigger");
     assert!(
         took < LEASE / 2,
         "after a release beta should take over at its next retry, took {took:?}"
