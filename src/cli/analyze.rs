@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -75,11 +76,11 @@ fn parse_args(raw: &[String]) -> anyhow::Result<Vec<Argument>> {
 
 /// Reads and composes the files; secret and field args must come from `--arg`.
 fn load(
-    args: &Args,
+    files: &[PathBuf],
     incoming: &[Argument],
 ) -> anyhow::Result<(Composition, BTreeMap<String, String>)> {
     let mut objects = Vec::new();
-    for file in &args.files {
+    for file in files {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(file)
             .map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
@@ -101,14 +102,14 @@ fn load(
         if let Some(r) = &from.secret_key_ref {
             let Some(given) = given.and_then(|g| g.value.clone()) else {
                 return Err(usage(format!(
-                    "args.{}: its value comes from Secret \"{}\" key \"{}\", which rollgate analyze cannot read outside a cluster: pass --arg {}=VALUE",
+                    "args.{}: its value comes from Secret \"{}\" key \"{}\", which rollgate cannot read outside a cluster: pass --arg {}=VALUE",
                     a.name, r.name, r.key, a.name
                 )));
             };
             secrets.insert(a.name.clone(), given);
         } else if given.is_none() && a.value.is_none() {
             return Err(usage(format!(
-                "args.{}: its value comes from the owning object (valueFrom), which rollgate analyze does not have: pass --arg {}=VALUE",
+                "args.{}: its value comes from the owning object (valueFrom), which rollgate does not have outside a cluster: pass --arg {}=VALUE",
                 a.name, a.name
             )));
         }
@@ -139,7 +140,8 @@ fn explain_invalid(composition: &Composition, error: &RunSpecError) -> Option<St
     ))
 }
 
-fn live(event: &RunnerEvent) {
+/// The live view: one line per measurement and per completed metric or run, on stderr.
+pub fn live(event: &RunnerEvent) {
     let mut err = std::io::stderr().lock();
     let line = match event {
         RunnerEvent::Measured {
@@ -219,6 +221,85 @@ fn print_text(status: &AnalysisRunStatus) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Analysis files read and composed with their `--arg` values, ready to run.
+#[derive(Debug, Clone)]
+pub struct LoadedAnalysis {
+    composition: Composition,
+    secrets: BTreeMap<String, String>,
+}
+
+impl LoadedAnalysis {
+    /// Read the files (AnalysisTemplates, ClusterAnalysisTemplates, one AnalysisRun, or
+    /// Flagger MetricTemplates) and compose them with `raw_args` (`NAME=VALUE`, which
+    /// override the templates' values and give secret args theirs).
+    ///
+    /// # Errors
+    /// A [`UsageError`] naming the file, object and field: an unreadable file, malformed
+    /// YAML, a bad `--arg`, templates that cannot be composed, or an arg whose value only
+    /// a cluster has and no `--arg` gives.
+    pub fn from_files(files: &[PathBuf], raw_args: &[String]) -> anyhow::Result<Self> {
+        let incoming = parse_args(raw_args)?;
+        let (composition, secrets) = load(files, &incoming)?;
+        Ok(Self {
+            composition,
+            secrets,
+        })
+    }
+
+    /// The objects the metrics come from (`AnalysisTemplate "name"`, ...), each once, in
+    /// order.
+    #[must_use]
+    pub fn objects(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for o in &self.composition.origins {
+            if !out.contains(&o.object) {
+                out.push(o.object.clone());
+            }
+        }
+        out
+    }
+
+    /// Run the analysis to its end in real time. `prometheus` replaces the address of every
+    /// prometheus (and builtin) metric; each event goes to `on_event` (e.g. [`live`]). An
+    /// invalid spec is not an error but an Error run, explained on stderr with file and line.
+    pub async fn run<F>(
+        &self,
+        prometheus: Option<String>,
+        error_retry_interval: Duration,
+        on_event: F,
+    ) -> AnalysisRunStatus
+    where
+        F: FnMut(&RunnerEvent),
+    {
+        if let Err(e) = prepare(&self.composition.spec)
+            && let Some(where_) = explain_invalid(&self.composition, &e)
+        {
+            eprintln!("error: {where_}");
+        }
+        let settings = ProviderSettings::from_env(prometheus);
+        let factory = move |m: &Metric| -> Result<Arc<dyn Provider>, ProviderError> {
+            providers::build(m, &settings)
+        };
+        let options = RunnerOptions {
+            error_retry_interval,
+            secrets: self.secrets.clone(),
+        };
+        run_analysis(&self.composition.spec, &factory, &options, on_event).await
+    }
+}
+
+/// The `--error-retry-interval` value: a non-negative Go duration.
+///
+/// # Errors
+/// A [`UsageError`] naming the flag.
+pub fn parse_error_retry_interval(text: &str) -> anyhow::Result<Duration> {
+    let retry =
+        parse_go_duration(text).map_err(|e| usage(format!("--error-retry-interval: {e}")))?;
+    retry
+        .to_std()
+        .map_err(|_| usage("--error-retry-interval must not be negative".into()))
+}
+
 /// Run `rollgate analyze`.
 ///
 /// # Errors
@@ -226,27 +307,9 @@ fn print_text(status: &AnalysisRunStatus) -> anyhow::Result<()> {
 /// duration, or templates that cannot be composed; an invalid spec is not an error but an
 /// Error run (exit 3).
 pub async fn run(args: Args) -> anyhow::Result<Exit> {
-    let retry = parse_go_duration(&args.error_retry_interval)
-        .map_err(|e| usage(format!("--error-retry-interval: {e}")))?;
-    let retry = retry
-        .to_std()
-        .map_err(|_| usage("--error-retry-interval must not be negative".into()))?;
-    let incoming = parse_args(&args.args)?;
-    let (composition, secrets) = load(&args, &incoming)?;
-    if let Err(e) = prepare(&composition.spec)
-        && let Some(where_) = explain_invalid(&composition, &e)
-    {
-        eprintln!("error: {where_}");
-    }
-    let settings = ProviderSettings::from_env(args.prometheus.clone());
-    let factory = move |m: &Metric| -> Result<Arc<dyn Provider>, ProviderError> {
-        providers::build(m, &settings)
-    };
-    let options = RunnerOptions {
-        error_retry_interval: retry,
-        secrets,
-    };
-    let status = run_analysis(&composition.spec, &factory, &options, live).await;
+    let retry = parse_error_retry_interval(&args.error_retry_interval)?;
+    let analysis = LoadedAnalysis::from_files(&args.files, &args.args)?;
+    let status = analysis.run(args.prometheus.clone(), retry, live).await;
     match args.output {
         OutputFormat::Json => {
             let json = serde_json::to_string_pretty(&status).context("printing the status")?;

@@ -54,7 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
     Ok(Exit::Successful)
 }
 
-fn describe(o: &RevertOutcome) -> String {
+pub(super) fn describe(o: &RevertOutcome) -> String {
     match o.result {
         RevertResult::Reverted => format!(
             "reverted {} {} in {}: commit {} restores {} ({}; reverted commit {})",
