@@ -298,6 +298,14 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ),
         ("get", "", "secrets", &ns, "rollgate-git-credentials"),
         ("get", "", "secrets", &ns, "prom-creds"),
+        ("create", "authentication.k8s.io", "tokenreviews", "", ""),
+        (
+            "create",
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            "",
+            "",
+        ),
     ];
     for (verb, group, resource, at, name) in allowed_cases {
         assert!(
