@@ -10,10 +10,13 @@
 //!   binomial coefficient `∏_{i=1..m} (1 − q^{n+i})/(1 − q^i)`.
 //! - `auto`: exact when `min(n_x, n_y) ≤ 8` and the pooled sample has no ties.
 //!
-//! Cost: two sorts and one merge, O(n log n); 10,000 values per side take well under 5 ms.
+//! Cost: two sorts of the samples' integer keys (`sort`) and one merge; 10,000 values per
+//! side take about 0.1 ms.
 
-use super::rank::{rank_summary, sigma_u};
-use super::{JudgeError, check_sample, normal_sf, sorted};
+use super::rank::{RankSummary, rank_summary, sigma_u};
+use super::sort::KeySorter;
+use super::{JudgeError, check_sample, normal_sf};
+use std::cell::RefCell;
 
 /// The alternative hypothesis, named as in scipy (relative to the baseline, the first sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -101,18 +104,52 @@ pub fn mann_whitney(
 ) -> Result<MwuResult, JudgeError> {
     check_sample("baseline", baseline)?;
     check_sample("canary", canary)?;
-    let (x, y) = (sorted(baseline), sorted(canary));
-    mann_whitney_sorted(&x, &y, options)
+    let summary = SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => scratch.rank_summary(baseline, canary),
+        // only reachable if a caller re-entered from inside the closure: use fresh buffers
+        Err(_) => Scratch::default().rank_summary(baseline, canary),
+    });
+    from_summary(baseline.len(), canary.len(), summary, options)
 }
 
-/// [`mann_whitney`] on samples already sorted ascending and checked finite.
-pub(crate) fn mann_whitney_sorted(
-    x: &[f64],
-    y: &[f64],
+/// Buffers of [`mann_whitney`], kept per thread between calls. Sorting into warm buffers
+/// halves the time at 10,000 values per side: fresh allocations of this size come back
+/// from the kernel as untouched pages, and faulting them in cost as much as the sort.
+#[derive(Debug, Default)]
+struct Scratch {
+    sorter: KeySorter,
+    x: Vec<u64>,
+    y: Vec<u64>,
+}
+
+/// Buffers above this many values per side are released after the call, so a rare huge
+/// sample does not pin its memory for the thread's lifetime.
+const KEEP_VALUES: usize = 1 << 20;
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Scratch {
+    /// U and the tie term, ranking the sort keys (equal keys are equal values).
+    fn rank_summary(&mut self, baseline: &[f64], canary: &[f64]) -> RankSummary {
+        self.sorter.sort(baseline, &mut self.x);
+        self.sorter.sort(canary, &mut self.y);
+        let summary = rank_summary(&self.x, &self.y);
+        if baseline.len().max(canary.len()) > KEEP_VALUES {
+            *self = Self::default();
+        }
+        summary
+    }
+}
+
+/// The test from the pooled ranking of `nx` baseline and `ny` canary values.
+fn from_summary(
+    nx: usize,
+    ny: usize,
+    summary: RankSummary,
     options: MwuOptions,
 ) -> Result<MwuResult, JudgeError> {
-    let (nx, ny) = (x.len(), y.len());
-    let summary = rank_summary(x, y);
     let mn = nx as f64 * ny as f64;
     let u_x = summary.u_x;
     let u_y = mn - u_x;

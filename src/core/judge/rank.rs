@@ -12,13 +12,21 @@ pub(crate) struct RankSummary {
 /// Merge two ascending samples and return U of `x` and the tie term of the pool.
 ///
 /// Exact: U is accumulated as twice its value in integers, so half-integers are exact.
-pub(crate) fn rank_summary(x: &[f64], y: &[f64]) -> RankSummary {
+/// `T` is `f64` for sorted values, or `u64` for their sort keys (`sort::sort_key`), whose
+/// order and equality are the values' own.
+pub(crate) fn rank_summary<T: PartialOrd + Copy>(x: &[T], y: &[T]) -> RankSummary {
     let (mut i, mut j) = (0usize, 0usize);
     let mut twice_u: u128 = 0;
     let mut tie_term = 0.0f64;
     while i < x.len() || j < y.len() {
         let v = match (x.get(i), y.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), Some(&b)) => {
+                if b < a {
+                    b
+                } else {
+                    a
+                }
+            }
             (Some(&a), None) => a,
             (None, Some(&b)) => b,
             (None, None) => break,
