@@ -23,6 +23,7 @@
 pub mod cli;
 pub mod core;
 pub mod gitops;
+pub mod hooks;
 pub mod k8s;
 pub mod leader;
 pub mod providers;
