@@ -26,6 +26,7 @@ pub mod gitops;
 pub mod hooks;
 pub mod k8s;
 pub mod leader;
+pub mod notify;
 pub mod providers;
 pub mod runner;
 pub mod server;
