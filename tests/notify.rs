@@ -245,7 +245,7 @@ async fn the_caller_never_waits_and_bursts_are_rate_limited() {
     .expect("starts");
     let mut results = vec![n.notify(failed())];
     // Let the sink's task take the first message, so it is in flight.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(wait_for(&slow, 1).await.len(), 1);
     let start = Instant::now();
     for i in 1..8 {
         let mut m = failed();
