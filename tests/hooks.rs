@@ -287,3 +287,22 @@ async fn vectors_file_webhooks_are_covered() {
     }
     assert_eq!(cases.len(), 4, "all four vectors driven");
 }
+
+#[tokio::test]
+async fn a_bad_spec_is_a_no_without_a_request() {
+    let srv = support::serve(vec![(200, Duration::ZERO, "")]).await;
+    let h = spec(HookType::Rollout, &srv.url, "5x", 0);
+    let r = caller()
+        .call(&h, &payload(&h, &target(Phase::Progressing)))
+        .await;
+    assert_eq!(r.outcome, HookOutcome::Invalid);
+    assert!(r.message.contains("field timeout"), "{}", r.message);
+    assert_eq!(r.effect, HookEffect::FailedCheck);
+    let h = spec(HookType::ConfirmPromotion, "ftp://127.0.0.1/x", "1s", 3);
+    let r = caller()
+        .call(&h, &payload(&h, &target(Phase::Progressing)))
+        .await;
+    assert_eq!((r.outcome, r.attempts), (HookOutcome::Invalid, 0));
+    assert_eq!(r.effect, HookEffect::WaitPromotion);
+    assert!(srv.seen().is_empty(), "nothing was sent");
+}
