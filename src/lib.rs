@@ -23,8 +23,10 @@
 pub mod cli;
 pub mod core;
 pub mod gitops;
+pub mod hooks;
 pub mod k8s;
 pub mod leader;
+pub mod notify;
 pub mod providers;
 pub mod runner;
 pub mod server;

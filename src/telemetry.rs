@@ -360,6 +360,66 @@ struct KindReasonLabels {
     reason: &'static str,
 }
 
+/// A notification sink's kind, as a label (never its name or URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationSink {
+    /// A Slack-compatible incoming webhook.
+    Slack,
+    /// A Microsoft Teams incoming webhook.
+    Teams,
+    /// A generic signed JSON webhook.
+    Webhook,
+}
+
+impl NotificationSink {
+    /// Every sink kind, in a stable order.
+    pub const ALL: [NotificationSink; 3] = [
+        NotificationSink::Slack,
+        NotificationSink::Teams,
+        NotificationSink::Webhook,
+    ];
+
+    /// The label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationSink::Slack => "slack",
+            NotificationSink::Teams => "teams",
+            NotificationSink::Webhook => "webhook",
+        }
+    }
+}
+
+/// Why a notification was not queued for delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationDrop {
+    /// The same notification was sent within the de-duplication window.
+    Duplicate,
+    /// Over the per-minute limit.
+    RateLimited,
+    /// A sink's queue was full.
+    QueueFull,
+}
+
+impl NotificationDrop {
+    /// Every reason, in a stable order.
+    pub const ALL: [NotificationDrop; 3] = [
+        NotificationDrop::Duplicate,
+        NotificationDrop::RateLimited,
+        NotificationDrop::QueueFull,
+    ];
+
+    /// The label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationDrop::Duplicate => "duplicate",
+            NotificationDrop::RateLimited => "rate_limited",
+            NotificationDrop::QueueFull => "queue_full",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
@@ -404,6 +464,22 @@ struct HttpLabels {
     code: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SinkLabels {
+    sink: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SinkResultLabels {
+    sink: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DropLabels {
+    reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn reconcile_buckets() -> Histogram {
@@ -444,6 +520,9 @@ struct Metrics {
     promotion_failures: Family<ActionReasonLabels, Counter>,
     leader: Gauge,
     http_requests: Family<HttpLabels, Counter>,
+    notifications: Family<SinkResultLabels, Counter>,
+    notification_retries: Family<SinkLabels, Counter>,
+    notifications_dropped: Family<DropLabels, Counter>,
 }
 
 struct Inner {
@@ -498,6 +577,9 @@ impl Telemetry {
             promotion_failures: Family::default(),
             leader: Gauge::default(),
             http_requests: Family::default(),
+            notifications: Family::default(),
+            notification_retries: Family::default(),
+            notifications_dropped: Family::default(),
         };
         let mut r = Registry::with_prefix("rollgate");
         r.register(
@@ -583,6 +665,21 @@ impl Telemetry {
             "HTTP requests served, by route template and status code",
             m.http_requests.clone(),
         );
+        r.register(
+            "notifications",
+            "Notifications delivered or given up, by sink kind and result",
+            m.notifications.clone(),
+        );
+        r.register(
+            "notification_retries",
+            "Failed notification attempts that were retried, by sink kind",
+            m.notification_retries.clone(),
+        );
+        r.register(
+            "notifications_dropped",
+            "Notifications not queued, by reason",
+            m.notifications_dropped.clone(),
+        );
 
         // Closed label sets start at zero.
         for k in ReconcileKind::ALL {
@@ -638,6 +735,21 @@ impl Telemetry {
             let _ = m
                 .http_requests
                 .get_or_create(&HttpLabels { route, code: "200" });
+        }
+
+        for k in NotificationSink::ALL {
+            let sink = k.as_str();
+            let _ = m.notification_retries.get_or_create(&SinkLabels { sink });
+            for result in ["sent", "failed"] {
+                let _ = m
+                    .notifications
+                    .get_or_create(&SinkResultLabels { sink, result });
+            }
+        }
+        for d in NotificationDrop::ALL {
+            let _ = m
+                .notifications_dropped
+                .get_or_create(&DropLabels { reason: d.as_str() });
         }
 
         Self {
@@ -840,6 +952,38 @@ impl Telemetry {
             .get_or_create(&HttpLabels {
                 route,
                 code: status_label(code),
+            })
+            .inc();
+    }
+
+    /// A notification to a `sink` was delivered (`sent`) or given up after its retries
+    /// (`failed`).
+    pub fn notification_delivered(&self, sink: NotificationSink, sent: bool) {
+        self.m()
+            .notifications
+            .get_or_create(&SinkResultLabels {
+                sink: sink.as_str(),
+                result: if sent { "sent" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// An attempt to deliver to a `sink` failed and will be retried.
+    pub fn notification_retried(&self, sink: NotificationSink) {
+        self.m()
+            .notification_retries
+            .get_or_create(&SinkLabels {
+                sink: sink.as_str(),
+            })
+            .inc();
+    }
+
+    /// A notification was not queued, for `reason`.
+    pub fn notification_dropped(&self, reason: NotificationDrop) {
+        self.m()
+            .notifications_dropped
+            .get_or_create(&DropLabels {
+                reason: reason.as_str(),
             })
             .inc();
     }

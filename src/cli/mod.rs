@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plan;
 pub mod promote;
 pub mod revert;
+pub mod tester;
 
 /// Exit status of a command that renders a verdict (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Print rollgate's CustomResourceDefinitions as YAML.
     Crds(crds::Args),
+    /// Serve webhook smoke checks, allow-listed commands and steady load (a load tester).
+    Tester(tester::Args),
 }
 
 impl Command {
@@ -121,6 +124,7 @@ impl Command {
             Command::History(a) => history::run(a).await,
             Command::Plan(a) => plan::run(a).await,
             Command::Crds(a) => crds::run(a).await,
+            Command::Tester(a) => tester::run(a).await,
         }
     }
 }

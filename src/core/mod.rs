@@ -5,6 +5,7 @@
 //! [`crate::k8s`] carry the decisions out.
 
 pub mod analysis;
+pub mod hooks;
 pub mod judge;
 pub mod metrics;
 pub mod promotion;
