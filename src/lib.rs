@@ -22,3 +22,4 @@ pub mod core;
 pub mod gitops;
 pub mod k8s;
 pub mod providers;
+pub mod runner;

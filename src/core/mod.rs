@@ -6,5 +6,6 @@
 
 pub mod analysis;
 pub mod judge;
+pub mod metrics;
 pub mod promotion;
 pub mod strategy;

@@ -208,6 +208,48 @@ pub struct MetricProvider {
     pub plugin: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+impl MetricProvider {
+    /// The providers set, by their YAML key (`prometheus`, `job`, `plugin/<name>` per plugin
+    /// entry). Validation wants exactly one.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut add = |set: bool, name: &str| {
+            if set {
+                names.push(name.to_owned());
+            }
+        };
+        add(self.prometheus.is_some(), "prometheus");
+        add(self.job.is_some(), "job");
+        add(self.web.is_some(), "web");
+        add(self.wavefront.is_some(), "wavefront");
+        add(self.kayenta.is_some(), "kayenta");
+        add(self.datadog.is_some(), "datadog");
+        add(self.new_relic.is_some(), "newRelic");
+        add(self.cloud_watch.is_some(), "cloudWatch");
+        add(self.graphite.is_some(), "graphite");
+        add(self.influxdb.is_some(), "influxdb");
+        add(self.skywalking.is_some(), "skywalking");
+        add(self.builtin.is_some(), "builtin");
+        if let Some(plugins) = &self.plugin {
+            names.extend(plugins.keys().map(|k| format!("plugin/{k}")));
+        }
+        names
+    }
+}
+
+impl IntOrString {
+    /// The value as Kubernetes' `IntOrString.IntValue()` reads it: the integer, or the
+    /// string parsed as a base-10 integer, 0 when it does not parse.
+    #[must_use]
+    pub fn int_value(&self) -> i64 {
+        match self {
+            IntOrString::Int(i) => *i,
+            IntOrString::String(s) => s.parse::<i32>().map_or(0, i64::from),
+        }
+    }
+}
+
 /// A `key: value` header.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -360,14 +402,18 @@ pub struct WebMetric {
 pub struct BuiltinMetric {
     /// `request-success-rate` (percent) or `request-duration` (milliseconds).
     pub metric: String,
-    /// The mesh or ingress whose metrics are queried (Flagger's `spec.provider`).
+    /// The mesh or ingress whose metrics are queried (Flagger's `spec.provider`:
+    /// `istio`, `linkerd`, `nginx`, `gatewayapi:v1`, ...). Ignored when `query` is set.
+    #[serde(default)]
     pub mesh: String,
     /// Prometheus address (default: the run's Prometheus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Namespace of the canary.
+    #[serde(default)]
     pub namespace: String,
     /// The target workload (Flagger's `targetRef.name`).
+    #[serde(default)]
     pub target: String,
     /// Service name (default: the target).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,6 +430,13 @@ pub struct BuiltinMetric {
     /// Flagger's pass band: the check passes when `min <= value <= max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold_range: Option<ThresholdRange>,
+    /// A rendered custom query (a Flagger `MetricTemplate`) checked Flagger's way instead
+    /// of a built-in one: `metric` is then only a label and the raw value is compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Skip TLS verification (a `MetricTemplate`'s `insecureSkipVerify`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// Flagger's `thresholdRange`: bounds themselves pass.

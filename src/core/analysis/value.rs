@@ -7,9 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Phase of a measurement, a metric result or a whole run (Argo's `AnalysisPhase`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum AnalysisPhase {
     /// Not started.
+    #[default]
     Pending,
     /// In progress.
     Running,
