@@ -83,6 +83,14 @@ fn load(
         let name = file.display().to_string();
         let text = std::fs::read_to_string(file)
             .map_err(|e| usage(format!("{name}: cannot read: {e}")))?;
+        // Flagger MetricTemplates become AnalysisTemplates, rendered for the --arg values.
+        let given: BTreeMap<String, String> = incoming
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), a.value.clone()?)))
+            .collect();
+        let text = crate::core::metrics::convert_metric_templates(&name, &text, &given)
+            .map_err(|e| usage(e.to_string()))?
+            .unwrap_or(text);
         objects.extend(parse_documents(&name, &text).map_err(|e| usage(e.to_string()))?);
     }
     let composition = compose(&objects, incoming).map_err(|e| usage(e.to_string()))?;

@@ -981,3 +981,106 @@ mod tests {
         );
     }
 }
+
+/// A file that holds Flagger `MetricTemplate`s, with the problem and the document.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: document {document}: {message}")]
+pub struct ConvertError {
+    /// File name.
+    pub file: String,
+    /// 1-based document index in the file.
+    pub document: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Rewrite the Flagger `MetricTemplate`s of a YAML file as rollgate `AnalysisTemplate`s,
+/// rendered for the `NAME=VALUE` arguments (see [`TemplateUse::from_args`]); other
+/// documents are kept. A file without `MetricTemplate`s is returned unchanged (so its line
+/// numbers stay right).
+///
+/// Each template becomes one `builtin` metric named after the template, measured once,
+/// whose query is the rendered one and whose pass band is `thresholdRange.min/max`; the
+/// model values used are listed as the template's `args`.
+///
+/// # Errors
+/// [`ConvertError`] naming the file and document: malformed YAML, or a template that
+/// cannot be turned into a metric ([`TemplateError`]).
+pub fn convert_metric_templates(
+    file: &str,
+    text: &str,
+    args: &BTreeMap<String, String>,
+) -> Result<Option<String>, ConvertError> {
+    if !text.contains("MetricTemplate") {
+        return Ok(None);
+    }
+    let mut docs = Vec::new();
+    let mut converted = false;
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let err = |message: String| ConvertError {
+            file: file.to_owned(),
+            document: i + 1,
+            message,
+        };
+        let value = serde_yaml::Value::deserialize(de).map_err(|e| err(e.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        if !MetricTemplate::is_metric_template(&value) {
+            docs.push(value);
+            continue;
+        }
+        let template: MetricTemplate =
+            serde_yaml::from_value(value).map_err(|e| err(format!("MetricTemplate: {e}")))?;
+        let usage = TemplateUse::from_args(&template, args).map_err(|e| err(e.to_string()))?;
+        let metric = template.to_metric(&usage).map_err(|e| err(e.to_string()))?;
+        let m = &usage.model;
+        let mut used: Vec<(String, String)> = vec![
+            ("namespace".into(), m.namespace.clone()),
+            ("target".into(), m.target.clone()),
+        ];
+        for key in ["name", "service", "ingress", "route", "interval"] {
+            if let Some(v) = args.get(key) {
+                used.push((key.to_owned(), v.clone()));
+            }
+        }
+        for (k, v) in args {
+            if k.starts_with("variables.") || k.starts_with("thresholdRange.") {
+                used.push((k.clone(), v.clone()));
+            }
+        }
+        let spec = crate::core::analysis::model::AnalysisTemplateSpec {
+            metrics: vec![metric],
+            args: used
+                .into_iter()
+                .map(|(name, value)| crate::core::analysis::model::Argument {
+                    name,
+                    value: Some(value),
+                    value_from: None,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let doc = serde_json::json!({
+            "apiVersion": "rollgate.dev/v1alpha1",
+            "kind": "AnalysisTemplate",
+            "metadata": {"name": template.metadata.name},
+            "spec": spec,
+        });
+        docs.push(serde_yaml::to_value(doc).map_err(|e| err(e.to_string()))?);
+        converted = true;
+    }
+    if !converted {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    for d in docs {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&d).map_err(|e| ConvertError {
+            file: file.to_owned(),
+            document: 0,
+            message: e.to_string(),
+        })?);
+    }
+    Ok(Some(out))
+}
