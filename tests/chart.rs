@@ -200,37 +200,47 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
     assert!(err.contains("replicas"), "{err}");
 }
 
-/// Asks the API server whether the chart's ServiceAccount may do something.
-fn allowed(
-    cp: &k8s::ControlPlane,
+/// Asks the API server whether the chart's ServiceAccount may do something
+/// (`resource` may carry a subresource: `rollouts/status`).
+async fn allowed(
+    client: &kube::Client,
     sa_ns: &str,
-    verb: &str,
-    group: &str,
-    resource: &str,
-    ns: &str,
-    name: &str,
+    (verb, group, resource, ns, name): (&str, &str, &str, &str, &str),
 ) -> bool {
-    let (sub, res) = resource.split_once('/').unwrap_or((resource, ""));
-    let sar = serde_json::json!({
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": format!("system:serviceaccount:{sa_ns}:rg-rollgate"),
-            "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{sa_ns}"), "system:authenticated"],
-            "resourceAttributes": {
-                "verb": verb, "group": group, "resource": sub, "subresource": res,
-                "namespace": ns, "name": name,
-            }
-        }
-    });
-    let (ok, out, err) = cp.kubectl(&["create", "-o", "json", "-f", "-"], Some(&sar.to_string()));
-    assert!(ok, "SubjectAccessReview: {err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("SAR JSON");
-    v["status"]["allowed"].as_bool().unwrap_or(false)
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (res, sub) = resource.split_once('/').unwrap_or((resource, ""));
+    let sar = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{sa_ns}:rg-rollgate")),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{sa_ns}"),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(res.into()),
+                subresource: Some(sub.into()),
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = kube::Api::<SubjectAccessReview>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &sar)
+        .await
+        .expect("SubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
 }
 
-#[test]
-fn rbac_allows_the_controllers_verbs_and_nothing_else() {
+#[tokio::test]
+async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
     let cp = k8s::shared();
     let ns = cp.namespace("chart-rbac");
     let rendered = render(&ns, &[]);
@@ -240,8 +250,7 @@ fn rbac_allows_the_controllers_verbs_and_nothing_else() {
     );
     assert!(ok, "install the chart's objects: {err}");
     let app = "apps-ns";
-    let may =
-        |verb, group, resource, at: &str, name| allowed(cp, &ns, verb, group, resource, at, name);
+    let client = cp.client().await;
     let allowed_cases = [
         ("watch", "rollgate.dev", "rollouts", app, ""),
         ("patch", "rollgate.dev", "rollouts", app, "podinfo"),
@@ -292,7 +301,7 @@ fn rbac_allows_the_controllers_verbs_and_nothing_else() {
     ];
     for (verb, group, resource, at, name) in allowed_cases {
         assert!(
-            may(verb, group, resource, at, name),
+            allowed(&client, &ns, (verb, group, resource, at, name)).await,
             "the controller may not {verb} {group}/{resource} {at}/{name}, but needs to"
         );
     }
@@ -340,7 +349,7 @@ fn rbac_allows_the_controllers_verbs_and_nothing_else() {
     ];
     for (verb, group, resource, at, name) in refused_cases {
         assert!(
-            !may(verb, group, resource, at, name),
+            !allowed(&client, &ns, (verb, group, resource, at, name)).await,
             "the controller may {verb} {group}/{resource} {at}/{name}, which it never needs"
         );
     }

@@ -379,7 +379,7 @@ fn status_is_a_subresource_with_enum_phases() {
 fn invalid_objects_are_refused_with_the_servers_message() {
     let cp = installed();
     let ns = cp.namespace("crd-invalid");
-    let cases: [(&str, String, &str); 8] = [
+    let cases: [(&str, String, &str); 9] = [
         (
             "bad enum value (onFailure)",
             VALID_POLICY.replace("onFailure: revert", "onFailure: explode"),
@@ -421,6 +421,11 @@ fn invalid_objects_are_refused_with_the_servers_message() {
              spec:\n  metrics: not-a-list\n"
                 .to_owned(),
             "spec.metrics: Invalid value: \"string\"",
+        ),
+        (
+            "two kinds in one canary step (oneOf)",
+            VALID_ROLLOUT.replace("- setWeight: 10", "- {setWeight: 10, pause: {}}"),
+            r#""spec.strategy.canary.steps[0]" must validate one and only one schema (oneOf). Found 2 valid alternatives"#,
         ),
         (
             "unknown field",

@@ -117,3 +117,49 @@ fn free_form(obj: &mut Map<String, Value>) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::rewrite;
+
+    #[test]
+    fn int_or_string_in_both_spellings() {
+        for mut s in [
+            json!({"anyOf": [{"type": "integer", "format": "int64"}, {"type": "string"}], "nullable": true}),
+            json!({"anyOf": [{"format": "int64"}, {}], "nullable": true}),
+        ] {
+            rewrite(&mut s, false);
+            assert_eq!(
+                s,
+                json!({"x-kubernetes-int-or-string": true, "nullable": true})
+            );
+        }
+    }
+
+    #[test]
+    fn a_union_of_objects_is_not_int_or_string() {
+        let mut s = json!({
+            "type": "object",
+            "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}],
+        });
+        let before = s.clone();
+        rewrite(&mut s, false);
+        assert_eq!(
+            s, before,
+            "junctor branches stay free of types and extensions"
+        );
+    }
+
+    #[test]
+    fn free_form_values_keep_unknown_fields() {
+        let mut s = json!({"type": "object", "properties": {"raw": {"description": "any JSON"}}});
+        rewrite(&mut s, false);
+        assert_eq!(
+            s["properties"]["raw"],
+            json!({"description": "any JSON", "x-kubernetes-preserve-unknown-fields": true})
+        );
+    }
+}
