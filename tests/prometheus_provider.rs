@@ -369,3 +369,68 @@ async fn non_json_error_answers_are_reported() {
         err.message
     );
 }
+
+/// OAuth2 client credentials: a token from the token URL, sent as a bearer token; a
+/// refused token request is an error without the secret; missing fields are Argo's error.
+#[tokio::test]
+async fn oauth2_client_credentials() {
+    use rollgate::core::analysis::model::OAuth2;
+    let body = r#"{"status":"success","data":{"resultType":"scalar","result":[1,"7"]}}"#;
+    let prom = FixedServer::start(200, "application/json", body);
+    let tokens = FixedServer::start(
+        200,
+        "application/json",
+        r#"{"access_token":"tok-123","token_type":"bearer","expires_in":3600}"#,
+    );
+    let oauth = |token_url: &str, secret: &str| Authentication {
+        oauth2: Some(OAuth2 {
+            token_url: token_url.into(),
+            client_id: "rollgate".into(),
+            client_secret: secret.into(),
+            scopes: vec!["read".into(), "metrics".into()],
+        }),
+        ..Authentication::default()
+    };
+    let mut m = metric(&prom.url, "up");
+    m.provider.prometheus.as_mut().expect("prom").authentication =
+        Some(oauth(&format!("{}/token", tokens.url), "s3cr3t"));
+    let obs = measure(&m).await.expect("oauth2 measurement");
+    assert_eq!(obs.result, Value::Float(7.0));
+    let token_req = tokens.requests.lock().expect("lock")[0].clone();
+    assert!(token_req.starts_with("POST /token "), "{token_req}");
+    assert!(
+        token_req.contains("grant_type=client_credentials"),
+        "{token_req}"
+    );
+    assert!(token_req.contains("scope=read+metrics"), "{token_req}");
+    // base64("rollgate:s3cr3t")
+    assert!(
+        token_req
+            .to_ascii_lowercase()
+            .contains("authorization: basic cm9sbgdhdgu6cznjcjn0"),
+        "{token_req}"
+    );
+    let prom_req = prom.requests.lock().expect("lock")[0].clone();
+    assert!(
+        prom_req
+            .to_ascii_lowercase()
+            .contains("authorization: bearer tok-123"),
+        "{prom_req}"
+    );
+
+    let refusing = FixedServer::start(401, "application/json", r#"{"error":"invalid_client"}"#);
+    let mut m = metric(&prom.url, "up");
+    m.provider.prometheus.as_mut().expect("prom").authentication =
+        Some(oauth(&refusing.url, "s3cr3t"));
+    let err = measure(&m).await.expect_err("refused");
+    assert!(err.message.contains("OAuth2 token"), "{}", err.message);
+    assert!(err.message.contains("HTTP 401"), "{}", err.message);
+    assert!(!err.message.contains("s3cr3t"), "{}", err.message);
+
+    let mut m = metric(&prom.url, "up");
+    m.provider.prometheus.as_mut().expect("prom").authentication = Some(oauth(&refusing.url, ""));
+    assert_eq!(
+        measure(&m).await.expect_err("missing secret").message,
+        "missing mandatory parameter in metric for OAuth2 setup"
+    );
+}

@@ -1,9 +1,10 @@
 //! Argo's `prometheus` provider, through the `prometheus-http-query` crate.
 //!
-//! Result shaping follows Argo exactly: a scalar is a float, a vector is a list of floats
-//! (also with one sample, and an empty, non-nil list with none), a matrix is flattened in
-//! series order, and any other result type is the error `Prometheus metric type not
-//! supported`. The measurement `value` is Go's float text (`10`, `NaN`, `+Inf`, `[10,11]`).
+//! Authentication: headers (a bearer token is an `Authorization` header), basic auth and
+//! OAuth2 client credentials. Result shaping follows Argo exactly: a scalar is a float, a
+//! vector is a list of floats (also with one sample, and an empty, non-nil list with
+//! none), a matrix is flattened in series order, and any other result type is the error
+//! `Prometheus metric type not supported`. The measurement `value` is Go's float text (`10`, `NaN`, `+Inf`, `[10,11]`).
 //! Warnings go to the measurement metadata (`warnings`), the resolved query to the metric
 //! metadata (`ResolvedPrometheusQuery`).
 //!
@@ -52,10 +53,90 @@ pub struct QueryAnswer {
     pub warnings: Vec<String>,
 }
 
+/// OAuth2 client-credentials settings (Argo's `authentication.oauth2`).
+#[derive(Clone)]
+struct OAuth2Client {
+    http: reqwest::Client,
+    token_url: String,
+    shown_token_url: String,
+    client_id: String,
+    client_secret: String,
+    scopes: Vec<String>,
+}
+
+impl OAuth2Client {
+    /// Fetch a token with the client-credentials grant (credentials in the basic auth
+    /// header, RFC 6749 section 2.3.1).
+    async fn token(&self) -> Result<String, String> {
+        let mut form = vec![("grant_type", "client_credentials".to_owned())];
+        if !self.scopes.is_empty() {
+            form.push(("scope", self.scopes.join(" ")));
+        }
+        let body = serde_urlencoded_form(&form);
+        let response = self
+            .http
+            .post(&self.token_url)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot obtain an OAuth2 token from {}: {}",
+                    self.shown_token_url,
+                    if e.is_timeout() {
+                        "timeout"
+                    } else {
+                        "request failed"
+                    }
+                )
+            })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!(
+                "cannot obtain an OAuth2 token from {}: HTTP {}",
+                self.shown_token_url,
+                status.as_u16()
+            ));
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|_| {
+            format!(
+                "cannot obtain an OAuth2 token from {}: the answer is not JSON",
+                self.shown_token_url
+            )
+        })?;
+        parsed
+            .get("access_token")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!(
+                    "cannot obtain an OAuth2 token from {}: no access_token in the answer",
+                    self.shown_token_url
+                )
+            })
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of `pairs`.
+fn serde_urlencoded_form(pairs: &[(&str, String)]) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
 /// A configured connection to one Prometheus HTTP API.
 #[derive(Clone)]
 pub struct PrometheusClient {
     client: prometheus_http_query::Client,
+    oauth2: Option<OAuth2Client>,
     /// The address without user info, for messages.
     shown_address: String,
     timeout: Duration,
@@ -128,6 +209,7 @@ impl PrometheusClient {
             value.set_sensitive(true);
             headers.append(name, value);
         }
+        let mut oauth2 = None;
         if let Some(auth) = options.authentication {
             if let Some(basic) = &auth.basic_auth
                 && (!basic.username.is_empty() || !basic.password.is_empty())
@@ -157,9 +239,26 @@ impl PrometheusClient {
                         "missing mandatory parameter in metric for OAuth2 setup",
                     ));
                 }
-                return Err(ProviderError::new(
-                    "prometheus OAuth2 authentication is not supported by rollgate yet",
-                ));
+                let token_url = url::Url::parse(&oauth.token_url)
+                    .map_err(|_| ProviderError::new("prometheus OAuth2 tokenUrl is not a URL"))?;
+                let mut shown = token_url.clone();
+                let _ = shown.set_username("");
+                let _ = shown.set_password(None);
+                shown.set_query(None);
+                oauth2 = Some(OAuth2Client {
+                    http: reqwest::Client::builder()
+                        .timeout(timeout)
+                        .danger_accept_invalid_certs(options.insecure)
+                        .build()
+                        .map_err(|e| {
+                            ProviderError::new(format!("cannot build the HTTP client: {e}"))
+                        })?,
+                    token_url: token_url.to_string(),
+                    shown_token_url: shown.to_string(),
+                    client_id: oauth.client_id.clone(),
+                    client_secret: oauth.client_secret.clone(),
+                    scopes: oauth.scopes.clone(),
+                });
             }
             if auth.sigv4.is_some() && address.contains("aps-workspaces") {
                 return Err(ProviderError::new(
@@ -188,6 +287,7 @@ impl PrometheusClient {
             .map_err(|_| ProviderError::new("prometheus address is not is url format"))?;
         Ok(Self {
             client,
+            oauth2,
             shown_address,
             timeout,
         })
@@ -211,8 +311,25 @@ impl PrometheusClient {
     /// [`ProviderError`] naming the query: transport failure or timeout, an error status
     /// with the server's message (a PromQL syntax error), an undecodable answer.
     pub async fn instant(&self, query: &str) -> Result<QueryAnswer, ProviderError> {
-        let sent = self.client.query(query).get_raw();
-        self.finish(query, sent).await
+        let mut builder = self.client.query(query);
+        if let Some(bearer) = self.bearer(query).await? {
+            builder = builder.header(AUTHORIZATION, bearer);
+        }
+        self.finish(query, builder.get_raw()).await
+    }
+
+    /// The `Authorization` value from OAuth2, when configured.
+    async fn bearer(&self, query: &str) -> Result<Option<HeaderValue>, ProviderError> {
+        let Some(oauth) = &self.oauth2 else {
+            return Ok(None);
+        };
+        let token = oauth.token().await.map_err(|cause| {
+            ProviderError::new(format!("prometheus query \"{query}\" failed: {cause}"))
+        })?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| ProviderError::new("the OAuth2 token is not a valid header value"))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
     }
 
     /// Run a range query (`start`/`end` in Unix seconds, `step` in seconds).
@@ -226,8 +343,11 @@ impl PrometheusClient {
         end: i64,
         step: f64,
     ) -> Result<QueryAnswer, ProviderError> {
-        let sent = self.client.query_range(query, start, end, step).get_raw();
-        self.finish(query, sent).await
+        let mut builder = self.client.query_range(query, start, end, step);
+        if let Some(bearer) = self.bearer(query).await? {
+            builder = builder.header(AUTHORIZATION, bearer);
+        }
+        self.finish(query, builder.get_raw()).await
     }
 
     async fn finish(

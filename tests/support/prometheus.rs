@@ -211,42 +211,35 @@ impl Prometheus {
         );
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
-        let child = Command::new(&prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=100y")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let me = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        me.wait_ready(port);
-        me
-    }
-
-    fn wait_ready(&self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((status, _)) = http_get(port, "/-/ready")
-                && status == 200
-            {
-                return;
+        // The port is free when picked but another process may take it before Prometheus
+        // binds it: then Prometheus exits and we try another port.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let log_path = dir.path().join("prometheus.log");
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let mut child = Command::new(&prometheus)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--storage.tsdb.retention.time=100y")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("start prometheus");
+            if wait_ready(&mut child, port) {
+                return Self {
+                    child,
+                    url: format!("http://127.0.0.1:{port}"),
+                    dir,
+                };
             }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not become ready in 60s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            let _ = child.kill();
+            let _ = child.wait();
+            last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
         }
+        panic!("prometheus did not become ready; last log:\n{last_log}");
     }
 
     /// The server's log so far.
@@ -265,6 +258,22 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait up to 60 s for `/-/ready`; false when the server exited (port taken) or never
+/// became ready.
+fn wait_ready(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = http_get(port, "/-/ready") {
+            return true;
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 /// A free loopback port (bound, then released).
