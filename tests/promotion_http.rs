@@ -195,3 +195,53 @@ fn a_rejecting_pre_receive_hook_is_a_clear_error_and_nothing_is_half_done() {
     assert_eq!(s.f.remote_file("app/values-staging.yaml"), values("1.1.0"));
     let _ = &s.server;
 }
+
+#[test]
+fn a_remote_that_never_answers_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // accept connections and never answer
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let f = Fixture::new(&[("app/values.yaml", &values("1.0.0"))]);
+    let policy = f.root().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        policy_text(
+            "app",
+            &format!("http://127.0.0.1:{port}/git/remote.git"),
+            &[("dev", "app/values.yaml", "image.tag", false)],
+        ),
+    )
+    .expect("policy");
+    let started = std::time::Instant::now();
+    let out = rollgate_with(
+        &[
+            "promote",
+            "--policy",
+            &policy.display().to_string(),
+            "--app",
+            "app",
+            "--to",
+            "dev",
+            "--version",
+            "2",
+            "--timeout",
+            "2",
+        ],
+        &f.cache(),
+        &[],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
+}

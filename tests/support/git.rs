@@ -291,3 +291,113 @@ impl Drop for HttpGit {
         let _ = self.child.wait();
     }
 }
+
+/// Where Debian's OpenSSH server lives; `scripts/setup` installs it.
+pub const SSHD: &str = "/usr/sbin/sshd";
+
+/// An OpenSSH server on loopback that lets one key in (as the current user) and runs
+/// `git-receive-pack`/`git-upload-pack` on the repositories, plus a client home with its
+/// `known_hosts` and the key.
+pub struct SshGit {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl SshGit {
+    pub fn start() -> Self {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: run scripts/setup (installs Debian's openssh-server for the SSH push test)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let keygen = |file: &Path| {
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(file)
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "ssh-keygen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        std::fs::create_dir_all("/run/sshd").expect("privilege separation dir");
+        let conf = d.join("sshd_config");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n",
+                d = d.display()
+            ),
+        )
+        .expect("sshd_config");
+        let home = d.join("home/.ssh");
+        std::fs::create_dir_all(&home).expect("home");
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
+        let mut parts = host_pub.split_whitespace();
+        let (kind, key) = (parts.next().expect("kind"), parts.next().expect("key"));
+        std::fs::write(
+            home.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {kind} {key}\n"),
+        )
+        .expect("known_hosts");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).expect("log"))
+            .spawn()
+            .expect("sshd starts");
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on {port}: {}",
+                std::fs::read_to_string(server.dir.path().join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `ssh://` URL of a repository by absolute path, as the current user.
+    pub fn url(&self, repo: &Path) -> String {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        format!("ssh://{user}@127.0.0.1:{}{}", self.port, repo.display())
+    }
+
+    /// The client's private key.
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("client_key")
+    }
+
+    /// A HOME holding `.ssh/known_hosts` with this server's host key.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SshGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
