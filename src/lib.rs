@@ -18,8 +18,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cli;
+pub mod controller;
 pub mod core;
 pub mod gitops;
 pub mod k8s;
 pub mod providers;
 pub mod runner;
+pub mod traffic;
