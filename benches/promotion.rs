@@ -73,7 +73,10 @@ fn setup(root: &Path) -> (String, PolicyFile) {
     git(&seed, &["push", "-q", &url, "main"]);
     let text = policies.join("---\n");
     std::fs::write(root.join("policies.yaml"), &text).expect("policy");
-    (url, PolicyFile::parse("policies.yaml", &text).expect("policy"))
+    (
+        url,
+        PolicyFile::parse("policies.yaml", &text).expect("policy"),
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -180,7 +183,11 @@ fn main() {
     let root = tmp.path();
     let t = Instant::now();
     let (url, policies) = setup(root);
-    eprintln!("setup: {APPS} apps x {} envs in {:?}", ENVS.len(), t.elapsed());
+    eprintln!(
+        "setup: {APPS} apps x {} envs in {:?}",
+        ENVS.len(),
+        t.elapsed()
+    );
     let policies = Arc::new(policies);
     std::fs::write(root.join("promote.sh"), SCRIPT).expect("script");
     let mut next_version = 0usize;
@@ -197,7 +204,12 @@ fn main() {
     // rollgate, serial
     let jobs: Vec<_> = (0..serial_n).map(|i| job(i * 7, i)).collect();
     let t = Instant::now();
-    let mut serial_lat = rt.block_on(rollgate_run(&url, root.join("cache-serial"), Arc::clone(&policies), jobs));
+    let mut serial_lat = rt.block_on(rollgate_run(
+        &url,
+        root.join("cache-serial"),
+        Arc::clone(&policies),
+        jobs,
+    ));
     let serial_total: Duration = serial_lat.iter().sum();
     let _ = t;
     // rollgate, 8 concurrent promoters
@@ -234,11 +246,22 @@ fn main() {
         let out = Command::new(env!("CARGO_BIN_EXE_rollgate"))
             .args(["promote", "--policy"])
             .arg(&policy_path)
-            .args(["--app", &format!("app-{a}"), "--to", ENVS[*e], "--version", v])
+            .args([
+                "--app",
+                &format!("app-{a}"),
+                "--to",
+                ENVS[*e],
+                "--version",
+                v,
+            ])
             .env("ROLLGATE_CACHE_DIR", &cli_cache)
             .output()
             .expect("rollgate");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let cli_elapsed = t.elapsed();
 
@@ -253,7 +276,11 @@ fn main() {
         git(root, &["clone", "-q", &url, &format!("clone-{w}")]);
     }
     let worker_jobs: Vec<Vec<_>> = (0..WORKERS)
-        .map(|w| (0..script_per_worker).map(|i| job(w * 125 + 60 + i, i)).collect())
+        .map(|w| {
+            (0..script_per_worker)
+                .map(|i| job(w * 125 + 60 + i, i))
+                .collect()
+        })
         .collect();
     let t = Instant::now();
     std::thread::scope(|s| {
@@ -271,7 +298,10 @@ fn main() {
         .current_dir(root.join("remote.git"))
         .output()
         .expect("git");
-    let commits: usize = String::from_utf8_lossy(&out.stdout).trim().parse().expect("count");
+    let commits: usize = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count");
     let expected = 1 + serial_n + conc_n + cli_n + script_serial_n + script_conc_n;
     assert_eq!(commits, expected, "every promotion landed exactly once");
 
@@ -285,10 +315,21 @@ fn main() {
     println!("promotion benchmark: {APPS} apps x 3 envs, local bare remote over file://");
     println!("| | promotions | promotions/s | vs script |");
     println!("|---|---:|---:|---:|");
-    println!("| rollgate library, serial | {serial_n} | {r_serial:.1} | {:.1}x |", r_serial / s_serial);
-    println!("| rollgate library, 8 concurrent promoters | {conc_n} | {r_conc:.1} | {:.1}x |", r_conc / s_conc);
-    println!("| rollgate CLI (process per promotion), serial | {cli_n} | {r_cli:.1} | {:.1}x |", r_cli / s_serial);
-    println!("| git CLI script (pull, sed, add, commit, push), serial | {script_serial_n} | {s_serial:.1} | 1.0x |");
+    println!(
+        "| rollgate library, serial | {serial_n} | {r_serial:.1} | {:.1}x |",
+        r_serial / s_serial
+    );
+    println!(
+        "| rollgate library, 8 concurrent promoters | {conc_n} | {r_conc:.1} | {:.1}x |",
+        r_conc / s_conc
+    );
+    println!(
+        "| rollgate CLI (process per promotion), serial | {cli_n} | {r_cli:.1} | {:.1}x |",
+        r_cli / s_serial
+    );
+    println!(
+        "| git CLI script (pull, sed, add, commit, push), serial | {script_serial_n} | {s_serial:.1} | 1.0x |"
+    );
     println!("| git CLI script, 8 concurrent clones | {script_conc_n} | {s_conc:.1} | 1.0x |");
     println!(
         "rollgate latency: serial p50 {:.1} ms, p99 {:.1} ms; 8 concurrent p50 {:.1} ms, p99 {:.1} ms (includes lost races and retries)",

@@ -182,7 +182,7 @@ mod tests {
             provider: MetricProvider {
                 prometheus: Some(PrometheusMetric {
                     address: Some("http://127.0.0.1:9".into()),
-                    query: Some(query.into()),
+                    query: query.into(),
                     ..PrometheusMetric::default()
                 }),
                 ..MetricProvider::default()
