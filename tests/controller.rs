@@ -1,0 +1,331 @@
+//! Acceptance tests of the controller against a real kube-apiserver, a real Prometheus and
+//! a real Git remote. The tests play kubelet (Deployments are marked ready) and Argo CD
+//! (the target's image is set after the environment's file changed).
+
+#[path = "support/controller.rs"]
+mod controller;
+#[path = "support/git.rs"]
+mod git;
+#[path = "support/k8s.rs"]
+mod k8s;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+
+use std::time::Duration;
+
+use controller::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ListParams};
+use rollgate::controller::conditions;
+use rollgate::core::strategy::{ConditionStatus, Phase};
+use rollgate::k8s::AnalysisRun;
+
+const OK_QUERY: &str =
+    r#"sum(rate(http_requests_total{service="{{args.service}}",code="200"}[1m]))"#;
+
+fn prometheus() -> prometheus::Prometheus {
+    prometheus::Prometheus::start(&prometheus::Backfill::new().counter(
+        "http_requests_total",
+        r#"service="podinfo-canary",code="200""#,
+        10.0,
+    ))
+}
+
+fn rev(repo: &git::Fixture, r: &str) -> String {
+    git::git(&repo.remote(), &["rev-parse", r])
+        .trim()
+        .to_owned()
+}
+
+fn repo() -> git::Fixture {
+    git::Fixture::new(&[
+        ("app/values-dev.yaml", &git::values("1.0.0")),
+        ("app/values-staging.yaml", &git::values("1.0.0")),
+        ("app/values-prod.yaml", &git::values("1.0.0")),
+    ])
+}
+
+fn canary_rollout(name: &str, pause: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  service: {{port: 80}}
+  trafficRouting: {{gatewayAPI: {{httpRoute: {{name: {name}}}}}}}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 20
+        - pause: {{duration: {pause}}}
+        - analysis:
+            templates: [{{templateName: success-rate}}]
+            args: [{{name: service, value: {name}-canary}}]
+        - setWeight: 50
+        - pause: {{duration: 1s}}
+"#
+    )
+}
+
+struct Scene {
+    client: kube::Client,
+    ns: String,
+    prom: prometheus::Prometheus,
+    repo: git::Fixture,
+    cache: tempfile::TempDir,
+    _kubelet: tokio::task::JoinHandle<()>,
+}
+
+impl Scene {
+    /// A namespace with the app's Deployment (1.0.0), HTTPRoute, template and policy.
+    async fn new(condition: &str) -> Scene {
+        let cp = k8s::shared();
+        install_crds(cp);
+        let client = cp.client().await;
+        let ns = cp.namespace("ctl");
+        let repo = repo();
+        apply(
+            cp,
+            &ns,
+            &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+        );
+        apply(cp, &ns, &route_yaml("podinfo"));
+        apply(cp, &ns, &template_yaml("success-rate", OK_QUERY, condition));
+        apply(cp, &ns, &policy_yaml("podinfo", &repo.url(), true));
+        let (_, kubelet) = kubelet(client.clone(), &ns);
+        Scene {
+            client,
+            ns,
+            prom: prometheus(),
+            repo,
+            cache: tempfile::tempdir().expect("temp dir"),
+            _kubelet: kubelet,
+        }
+    }
+
+    fn start(&self) -> Running {
+        Running::start(
+            self.client.clone(),
+            &self.ns,
+            "dev",
+            &self.prom.url,
+            self.cache.path(),
+        )
+    }
+
+    /// CI commits 1.1.0 to dev; Argo CD syncs it into the Deployment.
+    async fn release(&self, version: &str) {
+        self.repo.person_commits(
+            "app/values-dev.yaml",
+            &git::values(version),
+            &format!("ci: dev {version}"),
+        );
+        set_image(
+            &self.client,
+            &self.ns,
+            "podinfo",
+            &format!("ghcr.io/acme/app:{version}"),
+        )
+        .await;
+    }
+
+    async fn runs(&self) -> Vec<AnalysisRun> {
+        Api::<AnalysisRun>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list runs")
+            .items
+    }
+
+    async fn replicas(&self, name: &str) -> Option<i32> {
+        Api::<Deployment>::namespaced(self.client.clone(), &self.ns)
+            .get(name)
+            .await
+            .expect("get deployment")
+            .spec?
+            .replicas
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_happy_path_steps_weights_promotes_and_commits_to_the_next_environment() {
+    let s = Scene::new("result[0] > 5").await;
+    apply(k8s::shared(), &s.ns, &canary_rollout("podinfo", "1s"));
+    let (weights, _w) = record_weights(
+        s.client.clone(),
+        &s.ns,
+        "podinfo",
+        "podinfo-primary",
+        "podinfo-canary",
+    );
+    let _c = s.start();
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+    assert_eq!(
+        image(&s.client, &s.ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.0.0")
+    );
+    assert_eq!(
+        s.replicas("podinfo").await,
+        Some(0),
+        "the idle canary is scaled to zero"
+    );
+    let route_before = route(&s.client, &s.ns, "podinfo").await;
+
+    s.release("1.1.0").await;
+    let commits_before = s.repo.commit_count();
+    let st = wait_for(
+        &s.client,
+        &s.ns,
+        "podinfo",
+        90,
+        "Succeeded with Git settled",
+        |st| {
+            st.phase == Phase::Succeeded
+                && condition(st, conditions::GIT_PROMOTION)
+                    .is_some_and(|c| c.status == ConditionStatus::True)
+        },
+    )
+    .await;
+
+    // The exact weight sequence on the route, as watched.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = weights.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![(100, 0), (80, 20), (50, 50), (100, 0)],
+        "weights seen"
+    );
+    // Every other backend and rule as it was.
+    let route = route(&s.client, &s.ns, "podinfo").await;
+    assert_eq!(route["spec"]["rules"][0]["backendRefs"][2]["weight"], 5);
+    assert_eq!(route["spec"]["rules"][1], route_before["spec"]["rules"][1]);
+    assert_eq!(
+        route["spec"]["rules"][0]["matches"],
+        route_before["spec"]["rules"][0]["matches"]
+    );
+
+    // The analysis ran and passed; the new template is on the primary; canary at zero.
+    let runs = s.runs().await;
+    assert_eq!(runs.len(), 1, "one step analysis run");
+    assert_eq!(
+        runs[0]
+            .status
+            .as_ref()
+            .and_then(|x| x.phase)
+            .map(|p| p.as_str()),
+        Some("Successful")
+    );
+    assert_eq!(
+        image(&s.client, &s.ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.1.0")
+    );
+    assert_eq!(s.replicas("podinfo").await, Some(0));
+    assert_eq!(s.replicas("podinfo-primary").await, Some(2));
+
+    // Git: staging got 1.1.0 in one commit with trailers, recorded in status and Event.
+    assert!(
+        s.repo
+            .remote_file("app/values-staging.yaml")
+            .contains("tag: \"1.1.0\"")
+    );
+    assert_eq!(s.repo.commit_count(), commits_before + 1);
+    let msg = s.repo.message("main");
+    assert!(
+        msg.contains("Rollgate-Promotion: podinfo/staging/1.1.0"),
+        "{msg}"
+    );
+    assert!(msg.contains("Rollgate-From: dev"), "{msg}");
+    let sha = rev(&s.repo, "main");
+    let cond = condition(&st, conditions::GIT_PROMOTION).expect("condition");
+    assert_eq!(cond.reason, "GitPromoted");
+    assert!(cond.message.contains(&sha[..12]), "{cond:?} vs {sha}");
+    let events = events(&s.client, &s.ns).await;
+    assert!(
+        events
+            .iter()
+            .any(|(_, r, n)| r == "GitPromoted" && n.contains(&sha[..12])),
+        "{events:#?}"
+    );
+    for reason in [
+        "NewRevisionDetected",
+        "TrafficWeightChanged",
+        "AnalysisRunCreated",
+        "RolloutCompleted",
+    ] {
+        assert!(
+            events.iter().any(|(_, r, _)| r == reason),
+            "no {reason} event: {events:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_analysis_aborts_at_once_and_reverts_the_environment_commit() {
+    let s = Scene::new("result[0] > 1000").await;
+    apply(k8s::shared(), &s.ns, &canary_rollout("podinfo", "1s"));
+    let (weights, _w) = record_weights(
+        s.client.clone(),
+        &s.ns,
+        "podinfo",
+        "podinfo-primary",
+        "podinfo-canary",
+    );
+    let _c = s.start();
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+    s.release("1.1.0").await;
+    let introduced = rev(&s.repo, "main");
+    let st = wait_for(
+        &s.client,
+        &s.ns,
+        "podinfo",
+        90,
+        "Failed with Git settled",
+        |st| {
+            st.phase == Phase::Failed
+                && condition(st, conditions::GIT_PROMOTION)
+                    .is_some_and(|c| c.status == ConditionStatus::True)
+        },
+    )
+    .await;
+    assert!(st.aborted);
+    assert_eq!(st.canary_weight, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = weights.lock().expect("lock").clone();
+    assert_eq!(seen, vec![(100, 0), (80, 20), (100, 0)], "weights seen");
+    assert_eq!(s.replicas("podinfo").await, Some(0), "canary scaled down");
+    assert_eq!(
+        image(&s.client, &s.ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.0.0"),
+        "the primary keeps the old version"
+    );
+    // The revert commit on the remote: dev is back at 1.0.0, staging untouched.
+    assert!(
+        s.repo
+            .remote_file("app/values-dev.yaml")
+            .contains("tag: \"1.0.0\"")
+    );
+    assert!(
+        s.repo
+            .remote_file("app/values-staging.yaml")
+            .contains("tag: \"1.0.0\"")
+    );
+    let msg = s.repo.message("main");
+    assert!(
+        msg.contains(&introduced),
+        "the revert names the reverted commit: {msg}"
+    );
+    let cond = condition(&st, conditions::GIT_PROMOTION).expect("condition");
+    assert_eq!(cond.reason, "GitReverted", "{cond:?}");
+    let events = events(&s.client, &s.ns).await;
+    assert!(
+        events
+            .iter()
+            .any(|(t, r, n)| t == "Warning" && r == "RolloutAborted" && n.contains("Failed")),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|(_, r, _)| r == "GitReverted"),
+        "{events:#?}"
+    );
+}
