@@ -24,7 +24,7 @@ use crate::core::analysis::model::{
     MetricProvider, ThresholdRange,
 };
 use crate::core::analysis::run::{
-    assess, due_metrics, evaluate_measurement, fail_run, prepare, record_measurement,
+    assess, due_metrics, evaluate_measurement, prepare, record_measurement,
 };
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
@@ -130,9 +130,17 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
         return Ok(Action::await_change());
     }
     let before = status.clone();
-    let next = match prepare(&run.spec.run) {
-        Err(e) => {
-            fail_run(&mut status, &e);
+    let built = match run.annotations().get(super::BUILD_ERROR_ANNOTATION) {
+        Some(message) => Err(message.clone()),
+        None => prepare(&run.spec.run).map_err(|e| e.to_string()),
+    };
+    let next = match built {
+        Err(message) => {
+            let now = Utc::now();
+            status.phase = AnalysisPhase::Error;
+            status.message = message;
+            status.started_at.get_or_insert(now);
+            status.completed_at = Some(now);
             None
         }
         Ok(prepared) => {

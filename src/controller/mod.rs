@@ -45,6 +45,9 @@ pub use coalesce::Coalescer;
 pub const REQUEST_ANNOTATION: &str = "rollgate.dev/request";
 /// Annotation naming the `PromotionPolicy` of a Rollout (default: the Rollout's name).
 pub const POLICY_ANNOTATION: &str = "rollgate.dev/promotion-policy";
+/// Annotation on an AnalysisRun whose spec could not be built (missing template, bad
+/// composition): the run ends Error with this message.
+pub const BUILD_ERROR_ANNOTATION: &str = "rollgate.dev/build-error";
 /// Label on every AnalysisRun naming its Rollout.
 pub const ROLLOUT_LABEL: &str = "rollgate.dev/rollout";
 /// Label on every AnalysisRun naming the revision it analyses.

@@ -27,8 +27,9 @@ use super::{
 };
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{
-    Action, Condition, ConditionStatus, Decision, Observations, Phase, Plan, Readiness, Request,
-    RolloutStatus, RunPhase, Scale, Timestamp, Weight, compile, managed_services, next_with_plan,
+    Action, Condition, ConditionStatus, Decision, EventReason, Observations, Phase, Plan,
+    Readiness, Request, RolloutStatus, RunPhase, Scale, Timestamp, Weight, compile,
+    managed_services, next_with_plan,
 };
 use crate::k8s::analysis::AnalysisRunBody;
 use crate::k8s::{AnalysisRun, Rollout};
@@ -428,13 +429,28 @@ impl<'a> Tick<'a> {
                 }
             }
             None => {
-                set_condition(
-                    &mut status,
-                    conditions::READY,
-                    ConditionStatus::True,
-                    reasons::RESOLVED,
-                    "",
-                );
+                // A template error stays reported until a new rollout of the target starts.
+                let restarted = decision.events.iter().any(|e| {
+                    matches!(
+                        e.reason,
+                        EventReason::NewRevisionDetected
+                            | EventReason::RolloutRetried
+                            | EventReason::RolloutRestarted
+                    )
+                });
+                let template_error = status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == conditions::READY && c.reason == reasons::TEMPLATE_ERROR);
+                if restarted || !template_error {
+                    set_condition(
+                        &mut status,
+                        conditions::READY,
+                        ConditionStatus::True,
+                        reasons::RESOLVED,
+                        "",
+                    );
+                }
             }
         }
         let mut requeue = decision.requeue_after_secs.map(Duration::from_secs);
@@ -511,6 +527,13 @@ impl<'a> Tick<'a> {
             .collect(),
         );
         run.metadata.owner_references = self.r.controller_owner_ref(&()).map(|o| vec![o]);
+        if let Some(message) = &failure {
+            run.metadata.annotations = Some(
+                [(super::BUILD_ERROR_ANNOTATION.to_owned(), message.clone())]
+                    .into_iter()
+                    .collect(),
+            );
+        }
         match tokio::time::timeout(super::API_TIMEOUT, api.create(&PostParams::default(), &run))
             .await
         {
