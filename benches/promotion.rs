@@ -119,20 +119,24 @@ async fn rollgate_run(
 }
 
 const SCRIPT: &str = r#"#!/bin/sh
-# The committer workflow of a PostSync job / CI step: pull, sed, add, commit, push.
+# The committer workflow of a PostSync job / CI step: pull, sed, add, commit, push,
+# pulling again when another committer pushed first.
 # usage: promote.sh CLONE APP ENV VERSION
-set -e
-cd "$1"
+cd "$1" || exit 1
 file="$2/values-$3.yaml"
-for attempt in $(seq 1 50); do
-  git pull -q --rebase origin main
+attempt=0
+while :; do
+  attempt=$((attempt + 1))
+  if [ "$attempt" -gt 1000 ]; then echo "gave up after 1000 attempts" >&2; exit 1; fi
+  if ! git pull -q --rebase origin main >&2; then
+    git rebase --abort 2>/dev/null; git reset -q --hard origin/main; continue
+  fi
   sed -i "s/^  tag: \".*\"/  tag: \"$4\"/" "$file"
   git add "$file"
-  git commit -q -m "promote $2 $4 to $3"
+  git commit -q -m "promote $2 $4 to $3" >&2 || { echo "commit failed" >&2; exit 1; }
   if git push -q origin main 2>/dev/null; then exit 0; fi
   git reset -q --hard origin/main
 done
-exit 1
 "#;
 
 fn script_run(root: &Path, clone: &Path, jobs: &[(usize, usize, String)]) {
@@ -154,7 +158,8 @@ fn script_run(root: &Path, clone: &Path, jobs: &[(usize, usize, String)]) {
             .expect("sh");
         assert!(
             out.status.success(),
-            "script: {}",
+            "script: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -211,7 +216,11 @@ fn main() {
         jobs,
     ));
     let serial_total: Duration = serial_lat.iter().sum();
-    let _ = t;
+    eprintln!(
+        "rollgate serial: {serial_n} in {:?} (wall {:?})",
+        serial_total,
+        t.elapsed()
+    );
     // rollgate, 8 concurrent promoters
     let worker_jobs: Vec<Vec<_>> = (0..WORKERS)
         .map(|w| (0..per_worker).map(|i| job(w * 125 + i, i + w)).collect())
@@ -236,6 +245,7 @@ fn main() {
         (t.elapsed(), all)
     });
     let conc_n = WORKERS * per_worker;
+    eprintln!("rollgate 8 concurrent: {conc_n} in {conc_elapsed:?}");
 
     // rollgate CLI, one process per promotion
     let cli_jobs: Vec<_> = (0..cli_n).map(|i| job(i * 13 + 3, i)).collect();
@@ -264,6 +274,7 @@ fn main() {
         );
     }
     let cli_elapsed = t.elapsed();
+    eprintln!("rollgate CLI serial: {cli_n} in {cli_elapsed:?}");
 
     // the script, serial
     git(root, &["clone", "-q", &url, "clone-serial"]);
@@ -271,6 +282,7 @@ fn main() {
     let t = Instant::now();
     script_run(root, &root.join("clone-serial"), &jobs);
     let script_serial = t.elapsed();
+    eprintln!("script serial: {script_serial_n} in {script_serial:?}");
     // the script, 8 concurrent clones
     for w in 0..WORKERS {
         git(root, &["clone", "-q", &url, &format!("clone-{w}")]);

@@ -15,6 +15,9 @@
 //! - [`gitops`]: the Git side of promotion (fetch, edit, commit, push, revert).
 //! - [`k8s`]: custom resource types and their generated CRDs.
 //! - [`cli`]: the `rollgate` command line; `main.rs` only parses and dispatches.
+//! - [`telemetry`], [`leader`], [`server`], [`shutdown`]: the controller process: metrics,
+//!   Lease-based leader election, the HTTP server (health, metrics, status and approvals
+//!   API) and graceful shutdown.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cli;
@@ -22,6 +25,10 @@ pub mod controller;
 pub mod core;
 pub mod gitops;
 pub mod k8s;
+pub mod leader;
 pub mod providers;
 pub mod runner;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
 pub mod traffic;

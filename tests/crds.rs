@@ -442,3 +442,139 @@ fn invalid_objects_are_refused_with_the_servers_message() {
         );
     }
 }
+
+/// The controller writes status with server-side apply from the core types: a fully
+/// populated status must be accepted by the schema and read back unchanged.
+#[tokio::test]
+async fn status_written_from_the_core_types_round_trips_through_server_side_apply() {
+    use kube::api::{Patch, PatchParams};
+    use rollgate::core::strategy::{
+        AnalysisKind, AnalysisRunRef, Condition, ConditionStatus, HistoryEntry, PauseReason, Phase,
+        RolloutStatus, RunPhase, Timestamp,
+    };
+    use rollgate::k8s::rollout::RolloutStatusBody;
+
+    let cp = installed();
+    let ns = cp.namespace("crd-ssa");
+    assert!(create(cp, &ns, VALID_ROLLOUT).0);
+    let t = Timestamp::from_unix(1_795_000_000);
+    let status = RolloutStatus {
+        phase: Phase::Paused,
+        pause_reason: Some(PauseReason::CanaryPauseStep),
+        current_step_index: Some(1),
+        step_started_at: Some(t),
+        canary_weight: 10,
+        last_applied_revision: Some("7d9f8b6c5".into()),
+        last_promoted_revision: Some("5c4b3a291".into()),
+        primary_revision: Some("5c4b3a291".into()),
+        aborted: false,
+        analysis_runs: vec![AnalysisRunRef {
+            name: "podinfo-7d9f8b6c5-step-2".into(),
+            kind: AnalysisKind::Step,
+            step_index: Some(2),
+            phase: RunPhase::Running,
+            resumed: false,
+        }],
+        not_ready_since: None,
+        retries: 1,
+        scale_down_at: None,
+        message: Some("paused at step 1 for 5m".into()),
+        conditions: vec![Condition {
+            type_: "Progressing".into(),
+            status: ConditionStatus::True,
+            reason: "NewRevision".into(),
+            message: "rolling out 7d9f8b6c5".into(),
+            last_transition_time: t,
+        }],
+        history: vec![HistoryEntry {
+            revision: "5c4b3a291".into(),
+            phase: Phase::Succeeded,
+            finished_at: t,
+            message: None,
+        }],
+    };
+    let client = cp.client().await;
+    let api: Api<Rollout> = Api::namespaced(client, &ns);
+    let patch = serde_json::json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "Rollout",
+        "status": RolloutStatusBody { status: status.clone() },
+    });
+    api.patch_status(
+        "podinfo",
+        &PatchParams::apply("rollgate-controller").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("server-side apply of a full status");
+    let back = api.get_status("podinfo").await.expect("read status");
+    assert_eq!(back.status.map(|s| s.status), Some(status));
+}
+
+/// The same for an AnalysisRun's status (metric results and measurements).
+#[tokio::test]
+async fn analysis_run_status_round_trips_through_server_side_apply() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::api::{Patch, PatchParams};
+    use rollgate::core::analysis::value::AnalysisPhase;
+    use rollgate::k8s::analysis::{
+        AnalysisRunStatus, MeasurementStatus, MetricResultStatus, RunSummary,
+    };
+
+    let cp = installed();
+    let ns = cp.namespace("crd-run-ssa");
+    assert!(create(cp, &ns, VALID_RUN).0);
+    let t: Time = serde_json::from_value(serde_json::json!("2026-11-25T17:00:00Z")).expect("time");
+    let status = AnalysisRunStatus {
+        phase: Some(AnalysisPhase::Failed),
+        message: Some("metric \"success-rate\" assessed Failed".into()),
+        started_at: Some(t.clone()),
+        completed_at: Some(t.clone()),
+        metric_results: vec![MetricResultStatus {
+            name: "success-rate".into(),
+            phase: AnalysisPhase::Failed,
+            count: 2,
+            successful: 1,
+            failed: 1,
+            inconclusive: 0,
+            error: 0,
+            consecutive_error: 0,
+            consecutive_success: 0,
+            dry_run: false,
+            message: None,
+            measurements: vec![MeasurementStatus {
+                phase: AnalysisPhase::Failed,
+                value: Some("[0.91]".into()),
+                message: None,
+                started_at: Some(t.clone()),
+                finished_at: Some(t),
+            }],
+        }],
+        dry_run_summary: None,
+        run_summary: Some(RunSummary {
+            count: 1,
+            failed: 1,
+            ..RunSummary::default()
+        }),
+    };
+    let api: Api<AnalysisRun> = Api::namespaced(cp.client().await, &ns);
+    let patch = serde_json::json!({
+        "apiVersion": "rollgate.dev/v1alpha1",
+        "kind": "AnalysisRun",
+        "status": status,
+    });
+    api.patch_status(
+        "podinfo-1-step-2",
+        &PatchParams::apply("rollgate-controller").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .expect("server-side apply of a run status");
+    let back = api
+        .get_status("podinfo-1-step-2")
+        .await
+        .expect("read status");
+    assert_eq!(back.status, Some(status));
+    let (_, table, _) = cp.kubectl(&["get", "-n", &ns, "rgar"], None);
+    assert!(table.contains("Failed"), "{table}");
+}

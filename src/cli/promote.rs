@@ -47,7 +47,7 @@ pub struct GitArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub timeout: u64,
     /// Fetch-edit-push attempts when other promoters win the race.
-    #[arg(long, value_name = "N", default_value_t = 30)]
+    #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_attempts: u32,
     /// Commit author name (else `ROLLGATE_GIT_AUTHOR_NAME`, else `rollgate`).
     #[arg(long, env = "ROLLGATE_GIT_AUTHOR_NAME", default_value = "rollgate")]

@@ -34,13 +34,13 @@ pub struct PromoterConfig {
     pub timeout: Duration,
     /// Attempts of fetch-edit-push before giving up when other promoters win the race.
     pub max_attempts: u32,
-    /// First backoff after a lost race (doubles, with jitter, up to 64 times this).
+    /// Backoff unit after a lost race: a uniform wait below this times 2, 4, 8, then 16.
     pub backoff: Duration,
 }
 
 impl PromoterConfig {
     /// Defaults for `url` and `branch`: cache from [`default_cache_dir`], no
-    /// credentials, 60 s timeout, 30 attempts, 10 ms first backoff.
+    /// credentials, 60 s timeout, 100 attempts, 5 ms backoff unit.
     pub fn new(url: &str, branch: &str) -> Self {
         Self {
             url: url.to_owned(),
@@ -49,8 +49,8 @@ impl PromoterConfig {
             credentials: Credentials::default(),
             identity: Identity::default(),
             timeout: Duration::from_secs(60),
-            max_attempts: 30,
-            backoff: Duration::from_millis(10),
+            max_attempts: 100,
+            backoff: Duration::from_millis(5),
         }
     }
 }
@@ -337,9 +337,10 @@ impl Promoter {
     }
 
     async fn backoff(&self, attempt: u32) {
-        let factor = 1u32 << attempt.min(6);
-        let base = self.config.backoff * factor;
-        // Jitter in [0.5, 1.5) from the clock and pid: promoters started together spread out.
+        // "Full jitter": a uniform wait in [0, base * 2^min(attempt, 4)). Promoters that
+        // lost the same race spread out instead of colliding again, and the wait stays
+        // short (at most 16 * base), which keeps the latency tail under contention low.
+        let cap = self.config.backoff * (1u32 << attempt.min(4));
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -348,8 +349,8 @@ impl Promoter {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let jitter = 0.5 + (x % 1000) as f64 / 1000.0;
-        tokio::time::sleep(base.mul_f64(jitter)).await;
+        let fraction = (x % 1024) as f64 / 1024.0;
+        tokio::time::sleep(cap.mul_f64(fraction)).await;
     }
 
     /// Push `commit` to `branch` expecting `expected`; decide what a failure means by
@@ -440,6 +441,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError`]: remote failures, a refused push, a lost race after every attempt,
     /// or [`GitError::Plan`] for a missing file or field or malformed YAML.
+    #[tracing::instrument(name = "git.promote", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn promote(
         &self,
         policy: &PromotionPolicy,
@@ -592,6 +594,7 @@ impl Promoter {
     ///
     /// # Errors
     /// As [`Promoter::promote`].
+    #[tracing::instrument(name = "git.revert", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn revert(
         &self,
         policy: &PromotionPolicy,
@@ -715,6 +718,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError::NoPendingPromotion`] when there is nothing to approve; otherwise as
     /// [`Promoter::promote`].
+    #[tracing::instrument(name = "git.approve", skip_all, fields(app = policy.app(), env = %env.name, version = %version))]
     pub async fn approve(
         &self,
         policy: &PromotionPolicy,
@@ -836,6 +840,7 @@ impl Promoter {
     /// # Errors
     /// [`GitError`] for Git failures; per-environment read problems are reported in
     /// [`EnvironmentHistory::error`].
+    #[tracing::instrument(name = "git.history", skip_all, fields(app = policy.app()))]
     pub async fn history(
         &self,
         policy: &PromotionPolicy,
