@@ -640,3 +640,117 @@ async fn an_unreachable_prometheus_fails_the_rollout_without_stuck_traffic() {
     let c = s.start_as("dev", &closed);
     release_fails(&s, c, "prometheus").await;
 }
+
+fn blue_green_rollout(name: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: {name}}}
+  service: {{port: 80}}
+  trafficRouting: {{gatewayAPI: {{httpRoute: {{name: {name}}}}}}}
+  strategy:
+    blueGreen:
+      prePromotionAnalysis:
+        templates: [{{templateName: success-rate}}]
+        args: [{{name: service, value: {name}-canary}}]
+      scaleDownDelaySeconds: 0
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_switches_after_a_passing_pre_promotion_analysis() {
+    let s = Scene::new("result[0] > 5").await;
+    apply(k8s::shared(), &s.ns, &blue_green_rollout("podinfo"));
+    let (weights, _w) = record_weights(
+        s.client.clone(),
+        &s.ns,
+        "podinfo",
+        "podinfo-primary",
+        "podinfo-canary",
+    );
+    let _c = s.start();
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+    s.release("1.1.0").await;
+    wait_for(
+        &s.client,
+        &s.ns,
+        "podinfo",
+        90,
+        "Succeeded",
+        git_settled(Phase::Succeeded),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        weights.lock().expect("lock").clone(),
+        vec![(100, 0), (0, 100), (100, 0)],
+        "preview gets all traffic after the analysis, then the promoted primary"
+    );
+    let runs = s.runs().await;
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0]
+            .metadata
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .contains("pre"),
+        "{:?}",
+        runs[0].metadata.name
+    );
+    assert_eq!(
+        image(&s.client, &s.ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.1.0")
+    );
+    assert!(
+        s.repo
+            .remote_file("app/values-staging.yaml")
+            .contains("tag: \"1.1.0\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_never_switches_when_the_pre_promotion_analysis_fails() {
+    let s = Scene::new("result[0] > 1000").await;
+    apply(k8s::shared(), &s.ns, &blue_green_rollout("podinfo"));
+    let (weights, _w) = record_weights(
+        s.client.clone(),
+        &s.ns,
+        "podinfo",
+        "podinfo-primary",
+        "podinfo-canary",
+    );
+    let _c = s.start();
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+    s.release("1.1.0").await;
+    let st = wait_for(
+        &s.client,
+        &s.ns,
+        "podinfo",
+        90,
+        "Failed",
+        git_settled(Phase::Failed),
+    )
+    .await;
+    assert!(st.aborted);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        weights.lock().expect("lock").clone(),
+        vec![(100, 0)],
+        "never switched"
+    );
+    assert_eq!(
+        image(&s.client, &s.ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.0.0")
+    );
+    assert_eq!(s.replicas("podinfo").await, Some(0));
+    assert!(
+        s.repo
+            .remote_file("app/values-dev.yaml")
+            .contains("tag: \"1.0.0\""),
+        "reverted"
+    );
+}

@@ -1,15 +1,19 @@
 //! `rollgate controller`: run the Rollout and AnalysisRun reconcilers for this cluster's
-//! environment until SIGTERM or Ctrl-C.
+//! environment, behind a Lease (only the leader acts), with the HTTP server (health,
+//! readiness, metrics, status and approvals), until SIGTERM or Ctrl-C.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::Exit;
-use crate::controller::{Config, Telemetry};
+use super::{Exit, UsageError};
+use crate::controller::Config;
+use crate::leader::{LeaderElection, LeaseConfig, default_identity};
 use crate::providers::ProviderSettings;
+use crate::server::{ServerState, serve};
+use crate::shutdown::Shutdown;
+use crate::telemetry::Telemetry;
 
 /// Arguments of `rollgate controller`.
 #[derive(Debug, clap::Args)]
@@ -30,28 +34,15 @@ pub struct Args {
     /// Where the Git cache clones live.
     #[arg(long, value_name = "DIR")]
     pub git_cache: Option<PathBuf>,
-}
-
-/// Logs what the reconcilers record, at trace level (the Prometheus registry of
-/// `server` replaces it once merged).
-struct LogTelemetry;
-
-impl Telemetry for LogTelemetry {
-    fn reconciled(&self, kind: &'static str, ok: bool, seconds: f64) {
-        tracing::trace!(kind, ok, seconds, "reconciled");
-    }
-    fn rollout(&self, phase: &'static str, weight: u8) {
-        tracing::trace!(phase, weight, "rollout");
-    }
-    fn analysis_completed(&self, phase: &'static str) {
-        tracing::trace!(phase, "analysis completed");
-    }
-    fn query(&self, seconds: f64, coalesced: bool) {
-        tracing::trace!(seconds, coalesced, "query");
-    }
-    fn promotion(&self, ok: bool, seconds: f64) {
-        tracing::trace!(ok, seconds, "promotion");
-    }
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, status and approval API).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
+    pub lease_name: String,
 }
 
 /// Run `rollgate controller`.
@@ -68,24 +59,33 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
     config.coalesce_window = Duration::from_secs(args.coalesce_window);
     config.git_cache = args.git_cache;
     config.instance = std::env::var("POD_NAME").ok();
-    // One active replica: leader election arrives with the server's lease module.
-    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
-    let shutdown = async {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-        tracing::info!("shutting down");
-    };
+    let shutdown = Shutdown::new();
+    shutdown
+        .listen_for_signals()
+        .context("installing the SIGTERM/SIGINT handlers")?;
+    let telemetry = Telemetry::new();
+    let lease = LeaseConfig::new(
+        args.lease_namespace.as_deref().unwrap_or("default"),
+        &args.lease_name,
+        &default_identity(),
+    );
+    let election = LeaderElection::new(client.clone(), lease)
+        .map_err(|e| UsageError(format!("--lease-namespace/--lease-name: {e}")))?
+        .with_telemetry(telemetry.clone());
+    let leader = election.subscribe();
+    let election = tokio::spawn(election.run(shutdown.wait()));
+    let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .map_err(|e| UsageError(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
+    let state = ServerState::new(client.clone(), telemetry.clone());
+    let readiness = state.readiness.clone();
+    let http = tokio::spawn(serve(listener, state, shutdown.wait()));
     tracing::info!(env = %config.environment, "rollgate controller starting");
-    crate::controller::run(client, config, leader, Arc::new(LogTelemetry), shutdown).await;
+    readiness.caches_synced();
+    crate::controller::run(client, config, leader, telemetry, shutdown.wait()).await;
+    election.await.context("leader election task")?;
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
     Ok(Exit::Successful)
 }

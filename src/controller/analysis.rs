@@ -32,6 +32,7 @@ use crate::core::strategy::{AnalysisSource, FlaggerMetric};
 use crate::k8s::analysis::AnalysisRunStatus;
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::providers::{ProviderError, build};
+use crate::telemetry::ReconcileKind;
 
 /// Longest a single measurement may take (providers have their own, shorter timeouts).
 const MEASUREMENT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -114,11 +115,7 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
     let started = Instant::now();
     let span = tracing::debug_span!("analysis.reconcile", run = %run.name_any());
     let result = tracing::Instrument::instrument(reconcile_inner(&run, &ctx), span).await;
-    ctx.telemetry.reconciled(
-        "AnalysisRun",
-        result.is_ok(),
-        started.elapsed().as_secs_f64(),
-    );
+    super::record(&ctx.telemetry, ReconcileKind::AnalysisRun, started, &result);
     result
 }
 
@@ -173,6 +170,7 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
             for (i, started, finished, outcome) in outcomes {
                 let measurement =
                     evaluate_measurement(&prepared.metrics[i], &outcome, started, finished);
+                ctx.telemetry.measurement_completed(measurement.phase);
                 let metadata = outcome
                     .as_ref()
                     .map(|o| o.metric_metadata.clone())
@@ -187,7 +185,7 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
         let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
         write_status(&api, &name, &status).await?;
         if status.phase.is_completed() {
-            ctx.telemetry.analysis_completed(status.phase.as_str());
+            ctx.telemetry.analysis_run_completed(status.phase);
         }
     }
     if status.phase.is_completed() {

@@ -15,11 +15,11 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 
-use super::Telemetry;
 use crate::core::analysis::duration::parse_go_duration;
 use crate::core::analysis::model::Metric;
 use crate::core::analysis::value::Observation;
 use crate::providers::{Provider, ProviderError, ProviderSettings};
+use crate::telemetry::{QueryOutcome, Telemetry};
 
 type Answer = Result<Observation, ProviderError>;
 
@@ -31,7 +31,7 @@ struct Entry {
 /// Shares identical queries between runs (see the module docs).
 pub struct Coalescer {
     window: Duration,
-    telemetry: Arc<dyn Telemetry>,
+    telemetry: Telemetry,
     entries: Mutex<HashMap<String, Entry>>,
     upstream: AtomicU64,
     served: AtomicU64,
@@ -39,7 +39,7 @@ pub struct Coalescer {
 
 impl Coalescer {
     /// A coalescer sharing answers for up to `window` (zero: never share).
-    pub fn new(window: Duration, telemetry: Arc<dyn Telemetry>) -> Self {
+    pub fn new(window: Duration, telemetry: Telemetry) -> Self {
         Self {
             window,
             telemetry,
@@ -126,7 +126,18 @@ impl Coalescer {
             }
         };
         let out = answer.await;
-        self.telemetry.query(now.elapsed().as_secs_f64(), shared);
+        if shared {
+            self.telemetry.prometheus_query_coalesced();
+        } else {
+            let outcome = match &out {
+                Ok(_) => QueryOutcome::Success,
+                Err(e) if e.message.contains("timed out") || e.message.contains("timeout") => {
+                    QueryOutcome::Timeout
+                }
+                Err(_) => QueryOutcome::Error,
+            };
+            self.telemetry.prometheus_query(outcome, now.elapsed());
+        }
         out
     }
 }
@@ -166,15 +177,6 @@ mod tests {
         }
     }
 
-    struct Quiet;
-    impl Telemetry for Quiet {
-        fn reconciled(&self, _: &'static str, _: bool, _: f64) {}
-        fn rollout(&self, _: &'static str, _: u8) {}
-        fn analysis_completed(&self, _: &'static str) {}
-        fn query(&self, _: f64, _: bool) {}
-        fn promotion(&self, _: bool, _: f64) {}
-    }
-
     fn metric(query: &str) -> Metric {
         Metric {
             name: "m".into(),
@@ -193,7 +195,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn identical_queries_within_the_window_go_upstream_once() {
-        let c = Arc::new(Coalescer::new(Duration::from_secs(5), Arc::new(Quiet)));
+        let c = Arc::new(Coalescer::new(Duration::from_secs(5), Telemetry::new()));
         let inner = Arc::new(Counting(AtomicU64::new(0)));
         let settings = ProviderSettings::default();
         let a = metric("sum(up)");
@@ -238,7 +240,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_zero_window_never_shares() {
-        let c = Arc::new(Coalescer::new(Duration::ZERO, Arc::new(Quiet)));
+        let c = Arc::new(Coalescer::new(Duration::ZERO, Telemetry::new()));
         let inner = Arc::new(Counting(AtomicU64::new(0)));
         let m = metric("sum(up)");
         let p = c.wrap(&m, &ProviderSettings::default(), inner.clone());

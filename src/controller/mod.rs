@@ -12,8 +12,8 @@
 //!   or revert this environment's promotion commit), idempotent through commit trailers.
 //! - [`workload`]: Deployments: the primary copy, readiness, scaling.
 //!
-//! [`run`] takes the leader flag, the telemetry and the shutdown signal as arguments: the
-//! reconcilers act only while the flag is true.
+//! [`run`] takes the leader flag (from [`crate::leader`]), the [`Telemetry`] and the shutdown
+//! signal as arguments: the reconcilers act only while the flag is true.
 
 pub mod analysis;
 pub mod coalesce;
@@ -38,6 +38,8 @@ use tokio::sync::watch;
 
 use crate::k8s::{AnalysisRun, Rollout};
 use crate::providers::ProviderSettings;
+pub use crate::telemetry::Telemetry;
+use crate::telemetry::{ReconcileErrorReason, ReconcileKind};
 
 pub use coalesce::Coalescer;
 
@@ -92,21 +94,6 @@ pub mod reasons {
     pub const GIT_ERROR: &str = "GitError";
 }
 
-/// What the reconcilers record; implemented by the server's telemetry. Labels are
-/// bounded: a kind, an outcome, a phase name, never an object name or error text.
-pub trait Telemetry: Send + Sync {
-    /// One reconcile of `kind` (`Rollout`, `AnalysisRun`) ended, `ok` or not.
-    fn reconciled(&self, kind: &'static str, ok: bool, seconds: f64);
-    /// A rollout is now in `phase` with the canary at `weight`.
-    fn rollout(&self, phase: &'static str, weight: u8);
-    /// An analysis run completed with `phase`.
-    fn analysis_completed(&self, phase: &'static str);
-    /// A Prometheus query took `seconds` (`coalesced`: served from another run's request).
-    fn query(&self, seconds: f64, coalesced: bool);
-    /// A Git promotion or revert finished (`ok` or not) after `seconds`.
-    fn promotion(&self, ok: bool, seconds: f64);
-}
-
 /// Why a reconcile failed; the object is retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -139,6 +126,37 @@ pub enum Error {
     /// The traffic adapters failed.
     #[error(transparent)]
     Traffic(#[from] crate::traffic::TrafficError),
+}
+
+impl Error {
+    /// The bounded metric label of this error.
+    pub fn reason(&self) -> ReconcileErrorReason {
+        match self {
+            Error::Api { source, .. } => ReconcileErrorReason::of_kube(source),
+            Error::Timeout { .. } => ReconcileErrorReason::Timeout,
+            Error::Decode { .. } => ReconcileErrorReason::Internal,
+            Error::Traffic(crate::traffic::TrafficError::Api { source, .. }) => {
+                ReconcileErrorReason::of_kube(source)
+            }
+            Error::Traffic(crate::traffic::TrafficError::Timeout { .. }) => {
+                ReconcileErrorReason::Timeout
+            }
+            Error::Traffic(_) => ReconcileErrorReason::MissingReference,
+        }
+    }
+}
+
+/// Record one reconcile's duration, or its error reason.
+pub(crate) fn record<T>(
+    telemetry: &Telemetry,
+    kind: ReconcileKind,
+    started: std::time::Instant,
+    result: &Result<T, Error>,
+) {
+    telemetry.reconciled(kind, started.elapsed());
+    if let Err(e) = result {
+        telemetry.reconcile_error(kind, e.reason());
+    }
 }
 
 /// Run an API call with [`API_TIMEOUT`], mapping failures to [`Error`].
@@ -207,8 +225,8 @@ pub struct Context {
     pub coalescer: Arc<Coalescer>,
     /// True while this replica holds the lease.
     pub leader: watch::Receiver<bool>,
-    /// Metrics sink.
-    pub telemetry: Arc<dyn Telemetry>,
+    /// Metrics (bounded labels), shared with the HTTP server.
+    pub telemetry: Telemetry,
     /// Serialises Git work per remote (the cache clone is locked while in use).
     pub git_lock: tokio::sync::Mutex<()>,
 }
@@ -219,7 +237,7 @@ impl Context {
         client: Client,
         config: Config,
         leader: watch::Receiver<bool>,
-        telemetry: Arc<dyn Telemetry>,
+        telemetry: Telemetry,
     ) -> Arc<Self> {
         let reporter = Reporter {
             controller: "rollgate".to_owned(),
@@ -265,7 +283,7 @@ pub async fn run(
     client: Client,
     config: Config,
     leader: watch::Receiver<bool>,
-    telemetry: Arc<dyn Telemetry>,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ctx = Context::new(client.clone(), config.clone(), leader.clone(), telemetry);

@@ -18,6 +18,7 @@ use crate::core::promotion::policy::{
 };
 use crate::gitops::{Credentials, Promoter, PromoterConfig, PromotionResult, RevertResult, Secret};
 use crate::k8s::{PromotionPolicy, Rollout};
+use crate::telemetry::{PromotionAction, PromotionEffect, PromotionFailure};
 
 /// What the Git side did, for the status condition and the Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,8 +183,34 @@ pub async fn settle(
         }
     }
     .await;
-    ctx.telemetry
-        .promotion(result.is_ok(), started.elapsed().as_secs_f64());
+    let action = if succeeded {
+        PromotionAction::Promote
+    } else {
+        PromotionAction::Revert
+    };
+    match &result {
+        Ok(Some(out)) => {
+            let effect = match out.reason {
+                reasons::AWAITING_APPROVAL => PromotionEffect::PendingApproval,
+                reasons::NOTHING_TO_REVERT => PromotionEffect::Unchanged,
+                _ if out.message.contains("(Committed)") || out.reason == reasons::REVERTED => {
+                    PromotionEffect::Committed
+                }
+                _ => PromotionEffect::Unchanged,
+            };
+            ctx.telemetry
+                .promotion_succeeded(action, effect, started.elapsed());
+        }
+        Ok(None) => {}
+        Err(PromotionError::Git(e)) => {
+            ctx.telemetry
+                .promotion_failed(action, PromotionFailure::from(e), started.elapsed());
+        }
+        Err(_) => {
+            ctx.telemetry
+                .promotion_failed(action, PromotionFailure::Input, started.elapsed());
+        }
+    }
     result
 }
 

@@ -33,6 +33,7 @@ use crate::core::strategy::{
 };
 use crate::k8s::analysis::AnalysisRunBody;
 use crate::k8s::{AnalysisRun, Rollout};
+use crate::telemetry::ReconcileKind;
 use crate::traffic::{HttpRouteRouter, TrafficError, ensure_services};
 
 /// Look again at a Rollout that is blocked on bad input this often.
@@ -49,9 +50,22 @@ pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Reque
         return Ok(Requeue::requeue(Duration::from_secs(5)));
     }
     let started = Instant::now();
-    let result = Tick::new(&rollout, &ctx).run().await;
-    ctx.telemetry
-        .reconciled("Rollout", result.is_ok(), started.elapsed().as_secs_f64());
+    // Read the Rollout fresh: the watch cache may not show the status (or the cleared
+    // request annotation) that the previous tick wrote, and acting on it twice would
+    // repeat a request or a Git step.
+    let api: Api<Rollout> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    let name = rollout.name_any();
+    let result = match call("get", &format!("Rollout {name}"), api.get_opt(&name)).await {
+        Ok(Some(fresh)) => Tick::new(&fresh, &ctx).run().await,
+        Ok(None) => {
+            ctx.telemetry
+                .rollout_deleted(&rollout.namespace().unwrap_or_default(), &name);
+            Ok(Requeue::await_change())
+        }
+        Err(e) => Err(e),
+    };
+    super::record(&ctx.telemetry, ReconcileKind::Rollout, started, &result);
     result
 }
 
@@ -460,9 +474,17 @@ impl<'a> Tick<'a> {
         if status != self.status {
             self.write_status(&status).await?;
         }
-        self.ctx
-            .telemetry
-            .rollout(status.phase.as_str(), status.canary_weight);
+        if status.phase != self.status.phase {
+            self.ctx
+                .telemetry
+                .rollout_phase_changed(self.status.phase, status.phase);
+        }
+        self.ctx.telemetry.rollout_observed(
+            &self.ns,
+            &self.name,
+            status.phase,
+            status.canary_weight,
+        );
         if obs.request.is_some() {
             let api: Api<Rollout> = Api::namespaced(self.ctx.client.clone(), &self.ns);
             call(

@@ -24,17 +24,6 @@ use tokio::sync::watch;
 
 use crate::k8s;
 
-/// Telemetry that records nothing (tests assert on the cluster, not on metrics).
-pub struct Quiet;
-
-impl Telemetry for Quiet {
-    fn reconciled(&self, _: &'static str, _: bool, _: f64) {}
-    fn rollout(&self, _: &'static str, _: u8) {}
-    fn analysis_completed(&self, _: &'static str) {}
-    fn query(&self, _: f64, _: bool) {}
-    fn promotion(&self, _: bool, _: f64) {}
-}
-
 /// Install rollgate's CRDs and the Gateway API CRDs once per test binary.
 pub fn install_crds(cp: &k8s::ControlPlane) {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -112,7 +101,7 @@ impl Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let _keep = leader_tx;
-            rollgate::controller::run(client, config, leader, Arc::new(Quiet), async move {
+            rollgate::controller::run(client, config, leader, Telemetry::new(), async move {
                 let _ = stopped.await;
             })
             .await;
