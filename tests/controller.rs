@@ -754,3 +754,72 @@ async fn blue_green_never_switches_when_the_pre_promotion_analysis_fails() {
         "reverted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_only_the_leader_acts_and_killing_it_hands_over() {
+    let s = Scene::new("result[0] > 5").await;
+    apply(k8s::shared(), &s.ns, &canary_rollout("podinfo", "4s"));
+    let (a, a_leads) = Running::start_elected(
+        s.client.clone(),
+        &s.ns,
+        "replica-a",
+        &s.prom.url,
+        s.cache.path(),
+    );
+    // A holds the Lease before B starts, so the roles are known.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !*a_leads.borrow() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replica-a never led"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_b, b_leads) = Running::start_elected(
+        s.client.clone(),
+        &s.ns,
+        "replica-b",
+        &s.prom.url,
+        s.cache.path(),
+    );
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+    s.release("1.1.0").await;
+    wait_for(&s.client, &s.ns, "podinfo", 60, "canary at 20%", |st| {
+        st.canary_weight == 20
+    })
+    .await;
+    assert!(!*b_leads.borrow(), "one leader at a time");
+    let before = event_reporters(&s.client, &s.ns).await;
+    assert!(!before.is_empty());
+    assert!(
+        before.iter().all(|(_, who)| who == "replica-a"),
+        "only the leader acted: {before:?}"
+    );
+    a.kill().await;
+    let st = wait_for(
+        &s.client,
+        &s.ns,
+        "podinfo",
+        90,
+        "Succeeded after handover",
+        git_settled(Phase::Succeeded),
+    )
+    .await;
+    assert!(*b_leads.borrow(), "replica-b took over");
+    assert_eq!(st.canary_weight, 0);
+    let after = event_reporters(&s.client, &s.ns).await;
+    let b_events: Vec<&String> = after
+        .iter()
+        .filter(|(_, who)| who == "replica-b")
+        .map(|(r, _)| r)
+        .collect();
+    assert!(
+        b_events.iter().any(|r| *r == "RolloutCompleted"),
+        "{after:?}"
+    );
+    assert!(
+        s.repo
+            .remote_file("app/values-staging.yaml")
+            .contains("tag: \"1.1.0\"")
+    );
+}

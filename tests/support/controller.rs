@@ -78,6 +78,7 @@ pub fn apply(cp: &k8s::ControlPlane, ns: &str, yaml: &str) {
 pub struct Running {
     task: tokio::task::JoinHandle<()>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    election: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -109,12 +110,63 @@ impl Running {
         Self {
             task,
             stop: Some(stop),
+            election: None,
         }
+    }
+
+    /// Start a controller that acts only while it holds the Lease `lease` in `ns` (short
+    /// timings), reporting Events as `identity`.
+    pub fn start_elected(
+        client: kube::Client,
+        ns: &str,
+        identity: &str,
+        prometheus: &str,
+        git_cache: &std::path::Path,
+    ) -> (Self, watch::Receiver<bool>) {
+        let mut config = Config::new("dev");
+        config.namespace = Some(ns.to_owned());
+        config.providers = ProviderSettings {
+            prometheus_address: Some(prometheus.to_owned()),
+            default_prometheus_address: None,
+        };
+        config.git_cache = Some(git_cache.to_owned());
+        config.instance = Some(identity.to_owned());
+        let mut lease = rollgate::leader::LeaseConfig::new(ns, "rollgate-controller", identity);
+        lease.lease_duration = Duration::from_secs(3);
+        lease.renew_deadline = Duration::from_secs(2);
+        lease.retry_period = Duration::from_millis(300);
+        lease.api_timeout = Duration::from_secs(1);
+        let telemetry = Telemetry::new();
+        let election = rollgate::leader::LeaderElection::new(client.clone(), lease)
+            .expect("lease config")
+            .with_telemetry(telemetry.clone());
+        let leader = election.subscribe();
+        let flag = leader.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let election = tokio::spawn(election.run(std::future::pending::<()>()));
+        let task = tokio::spawn(async move {
+            rollgate::controller::run(client, config, leader, telemetry, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        (
+            Self {
+                task,
+                stop: Some(stop),
+                election: Some(election),
+            },
+            flag,
+        )
     }
 
     /// Abort the controller mid-flight.
     pub async fn kill(mut self) {
         self.stop.take();
+        if let Some(e) = self.election.take() {
+            e.abort();
+            let _ = e.await;
+        }
         self.task.abort();
         let _ = (&mut self.task).await;
     }
@@ -122,6 +174,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(e) = &self.election {
+            e.abort();
+        }
         self.task.abort();
     }
 }
@@ -245,6 +300,25 @@ pub async fn wait_for(
 /// Whether the Rollout is in `phase`.
 pub fn phase_is(phase: Phase) -> impl Fn(&RolloutStatus) -> bool {
     move |s| s.phase == phase
+}
+
+/// (reason, reporting instance) of every Event in `ns`.
+pub async fn event_reporters(client: &kube::Client, ns: &str) -> Vec<(String, String)> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.reason.unwrap_or_default(),
+                        e.reporting_instance.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The primary was initialised (the status exists: an absent status reads as the
