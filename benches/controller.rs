@@ -49,7 +49,7 @@ async fn round_trip(
     distinct: usize,
     rounds: usize,
     window: Duration,
-) -> (u64, Duration) {
+) -> (u64, usize, Duration) {
     let coalescer = Arc::new(Coalescer::new(window, Telemetry::new()));
     let settings = ProviderSettings::default();
     let metrics: Vec<Metric> = (0..runs).map(|r| metric(address, r % distinct)).collect();
@@ -61,14 +61,14 @@ async fn round_trip(
         })
         .collect();
     let started = Instant::now();
+    let mut errors = 0;
     for _ in 0..rounds {
         let answers =
             futures::future::join_all(providers.iter().zip(&metrics).map(|(p, m)| p.measure(m)))
                 .await;
-        let errors = answers.iter().filter(|a| a.is_err()).count();
-        assert_eq!(errors, 0, "every measurement answered");
+        errors += answers.iter().filter(|a| a.is_err()).count();
     }
-    (coalescer.upstream_requests(), started.elapsed())
+    (coalescer.upstream_requests(), errors, started.elapsed())
 }
 
 fn main() {
@@ -96,10 +96,11 @@ fn main() {
         ("coalesced (5s window)", Duration::from_secs(5)),
         ("not coalesced", Duration::ZERO),
     ] {
-        let (upstream, took) = rt.block_on(round_trip(&prom.url, runs, distinct, rounds, window));
+        let (upstream, errors, took) =
+            rt.block_on(round_trip(&prom.url, runs, distinct, rounds, window));
         let measurements = runs * rounds;
         println!(
-            "{label:>22}: {measurements} measurements, {upstream} Prometheus requests in {:.2}s ({:.0} measurements/s, {:.0} requests/s)",
+            "{label:>22}: {measurements} measurements ({errors} errors), {upstream} Prometheus requests in {:.2}s ({:.0} measurements/s, {:.0} requests/s)",
             took.as_secs_f64(),
             measurements as f64 / took.as_secs_f64(),
             upstream as f64 / took.as_secs_f64(),
