@@ -21,6 +21,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod cli;
+pub mod controller;
 pub mod core;
 pub mod gitops;
 pub mod hooks;
@@ -32,3 +33,4 @@ pub mod runner;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod traffic;

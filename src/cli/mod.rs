@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub mod analyze;
 pub mod approve;
+pub mod controller;
 pub mod crds;
 pub mod history;
 pub mod judge;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod plan;
 pub mod promote;
 pub mod revert;
+pub mod rollout;
 pub mod tester;
 
 /// Exit status of a command that renders a verdict (see the README).
@@ -103,6 +105,11 @@ pub enum Command {
     Plan(plan::Args),
     /// Print rollgate's CustomResourceDefinitions as YAML.
     Crds(crds::Args),
+    /// Run the controller: canary and blue-green rollouts, analysis runs, Git promotion.
+    Controller(controller::Args),
+    /// Ask the controller to promote, abort or retry a Rollout.
+    #[command(subcommand)]
+    Rollout(rollout::Command),
     /// Serve webhook smoke checks, allow-listed commands and steady load (a load tester).
     Tester(tester::Args),
 }
@@ -124,6 +131,8 @@ impl Command {
             Command::History(a) => history::run(a).await,
             Command::Plan(a) => plan::run(a).await,
             Command::Crds(a) => crds::run(a).await,
+            Command::Controller(a) => controller::run(a).await,
+            Command::Rollout(c) => rollout::run(c).await,
             Command::Tester(a) => tester::run(a).await,
         }
     }

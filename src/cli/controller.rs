@@ -1,0 +1,91 @@
+//! `rollgate controller`: run the Rollout and AnalysisRun reconcilers for this cluster's
+//! environment, behind a Lease (only the leader acts), with the HTTP server (health,
+//! readiness, metrics, status and approvals), until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::{Exit, UsageError};
+use crate::controller::Config;
+use crate::leader::{LeaderElection, LeaseConfig, default_identity};
+use crate::providers::ProviderSettings;
+use crate::server::{ServerState, serve};
+use crate::shutdown::Shutdown;
+use crate::telemetry::Telemetry;
+
+/// Arguments of `rollgate controller`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// This cluster's environment, as named in the PromotionPolicies (`dev`, `prod`).
+    #[arg(long = "env", value_name = "NAME", env = "ROLLGATE_ENV")]
+    pub env: String,
+    /// Prometheus for every metric (overrides the metrics' own addresses).
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Identical Prometheus queries of different runs within this many seconds are sent
+    /// once (0 turns coalescing off).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub coalesce_window: u64,
+    /// Where the Git cache clones live.
+    #[arg(long, value_name = "DIR")]
+    pub git_cache: Option<PathBuf>,
+    /// Address of the HTTP server (/healthz, /readyz, /metrics, status and approval API).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
+    pub lease_name: String,
+}
+
+/// Run `rollgate controller`.
+///
+/// # Errors
+/// No usable kubeconfig or in-cluster configuration.
+pub async fn run(args: Args) -> anyhow::Result<Exit> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    let mut config = Config::new(&args.env);
+    config.namespace = args.namespace;
+    config.providers = ProviderSettings::from_env(args.prometheus);
+    config.coalesce_window = Duration::from_secs(args.coalesce_window);
+    config.git_cache = args.git_cache;
+    config.instance = std::env::var("POD_NAME").ok();
+    let shutdown = Shutdown::new();
+    shutdown
+        .listen_for_signals()
+        .context("installing the SIGTERM/SIGINT handlers")?;
+    let telemetry = Telemetry::new();
+    let lease = LeaseConfig::new(
+        args.lease_namespace.as_deref().unwrap_or("default"),
+        &args.lease_name,
+        &default_identity(),
+    );
+    let election = LeaderElection::new(client.clone(), lease)
+        .map_err(|e| UsageError(format!("--lease-namespace/--lease-name: {e}")))?
+        .with_telemetry(telemetry.clone());
+    let leader = election.subscribe();
+    let election = tokio::spawn(election.run(shutdown.wait()));
+    let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .map_err(|e| UsageError(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
+    let state = ServerState::new(client.clone(), telemetry.clone());
+    let readiness = state.readiness.clone();
+    let http = tokio::spawn(serve(listener, state, shutdown.wait()));
+    tracing::info!(env = %config.environment, "rollgate controller starting");
+    readiness.caches_synced();
+    crate::controller::run(client, config, leader, telemetry, shutdown.wait()).await;
+    election.await.context("leader election task")?;
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    Ok(Exit::Successful)
+}

@@ -1,0 +1,348 @@
+//! The controller: kube-runtime reconcilers that carry out the core's decisions.
+//!
+//! - [`rollout`]: one reconcile per `Rollout`: observe the target Deployment, the primary
+//!   and the analysis runs, ask [`crate::core::strategy::next`] what to do, carry the
+//!   [`Decision`](crate::core::strategy::Decision) out (weights, scaling, runs, template
+//!   copy), then promote or revert through Git, and write the status with server-side
+//!   apply.
+//! - [`analysis`]: one reconcile per `AnalysisRun`: take the due measurements through the
+//!   providers (identical Prometheus queries coalesced by [`coalesce`]), record and assess
+//!   them with the core step API, write the status.
+//! - [`promotion`]: the Git side of a finished rollout (commit to the next environment,
+//!   or revert this environment's promotion commit), idempotent through commit trailers.
+//! - [`workload`]: Deployments: the primary copy, readiness, scaling.
+//!
+//! [`run`] takes the leader flag (from [`crate::leader`]), the [`Telemetry`] and the shutdown
+//! signal as arguments: the reconcilers act only while the flag is true.
+
+pub mod analysis;
+pub mod coalesce;
+pub mod promotion;
+pub mod rollout;
+pub mod workload;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::watch;
+
+use crate::k8s::{AnalysisRun, Rollout};
+use crate::providers::ProviderSettings;
+pub use crate::telemetry::Telemetry;
+use crate::telemetry::{ReconcileErrorReason, ReconcileKind};
+
+pub use coalesce::Coalescer;
+
+/// Annotation holding a manual request: `promote`, `promote-full`, `abort` or `retry`.
+pub const REQUEST_ANNOTATION: &str = "rollgate.dev/request";
+/// Annotation naming the `PromotionPolicy` of a Rollout (default: the Rollout's name).
+pub const POLICY_ANNOTATION: &str = "rollgate.dev/promotion-policy";
+/// Annotation on an AnalysisRun whose spec could not be built (missing template, bad
+/// composition): the run ends Error with this message.
+pub const BUILD_ERROR_ANNOTATION: &str = "rollgate.dev/build-error";
+/// Label on every AnalysisRun naming its Rollout.
+pub const ROLLOUT_LABEL: &str = "rollgate.dev/rollout";
+/// Label on every AnalysisRun naming the revision it analyses.
+pub const REVISION_LABEL: &str = "rollgate.dev/revision";
+/// The field manager of every object and status rollgate writes.
+pub const FIELD_MANAGER: &str = "rollgate";
+/// Bound of every API server call.
+pub const API_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Condition types the controller sets besides the strategy's own.
+pub mod conditions {
+    /// `False` when the Rollout cannot be carried out (bad spec, missing target, route
+    /// or template); `True` once it can.
+    pub const READY: &str = "Ready";
+    /// The last Git promotion or revert of this revision (`Promoted`, `AwaitingApproval`,
+    /// `Reverted`, `NothingToRevert`, `GitError`); the message names the commit.
+    pub const GIT_PROMOTION: &str = "GitPromotion";
+}
+
+/// Event and condition reasons the controller adds to the strategy's
+/// [`EventReason`](crate::core::strategy::EventReason)s.
+pub mod reasons {
+    /// The spec does not compile.
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// `spec.targetRef` names a Deployment that does not exist.
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    /// The HTTPRoute is missing or cannot be weighted.
+    pub const ROUTE_ERROR: &str = "TrafficRoutingError";
+    /// An analysis template is missing or invalid.
+    pub const TEMPLATE_ERROR: &str = "AnalysisTemplateError";
+    /// Everything the Rollout names exists.
+    pub const RESOLVED: &str = "Resolved";
+    /// The version was committed to the next environment.
+    pub const PROMOTED: &str = "GitPromoted";
+    /// The promotion waits for a manual approval.
+    pub const AWAITING_APPROVAL: &str = "GitAwaitingApproval";
+    /// This environment's promotion commit was reverted.
+    pub const REVERTED: &str = "GitReverted";
+    /// Nothing to revert (the environment no longer holds the version).
+    pub const NOTHING_TO_REVERT: &str = "GitNothingToRevert";
+    /// A Git operation failed; it is retried.
+    pub const GIT_ERROR: &str = "GitError";
+}
+
+/// Why a reconcile failed; the object is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API server call failed.
+    #[error("{op} {object}: {source}")]
+    Api {
+        /// The operation.
+        op: &'static str,
+        /// `kind namespace/name`.
+        object: String,
+        /// The client error.
+        source: kube::Error,
+    },
+    /// An API server call did not answer within [`API_TIMEOUT`].
+    #[error("{op} {object}: no answer within {API_TIMEOUT:?}")]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// `kind namespace/name`.
+        object: String,
+    },
+    /// An object could not be converted (a bug or a hand-edited object).
+    #[error("{object}: {message}")]
+    Decode {
+        /// `kind namespace/name`.
+        object: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The traffic adapters failed.
+    #[error(transparent)]
+    Traffic(#[from] crate::traffic::TrafficError),
+}
+
+impl Error {
+    /// The bounded metric label of this error.
+    pub fn reason(&self) -> ReconcileErrorReason {
+        match self {
+            Error::Api { source, .. } => ReconcileErrorReason::of_kube(source),
+            Error::Timeout { .. } => ReconcileErrorReason::Timeout,
+            Error::Decode { .. } => ReconcileErrorReason::Internal,
+            Error::Traffic(crate::traffic::TrafficError::Api { source, .. }) => {
+                ReconcileErrorReason::of_kube(source)
+            }
+            Error::Traffic(crate::traffic::TrafficError::Timeout { .. }) => {
+                ReconcileErrorReason::Timeout
+            }
+            Error::Traffic(_) => ReconcileErrorReason::MissingReference,
+        }
+    }
+}
+
+/// Record one reconcile's duration, or its error reason.
+pub(crate) fn record<T>(
+    telemetry: &Telemetry,
+    kind: ReconcileKind,
+    started: std::time::Instant,
+    result: &Result<T, Error>,
+) {
+    telemetry.reconciled(kind, started.elapsed());
+    if let Err(e) = result {
+        telemetry.reconcile_error(kind, e.reason());
+    }
+}
+
+/// Run an API call with [`API_TIMEOUT`], mapping failures to [`Error`].
+pub(crate) async fn call<T>(
+    op: &'static str,
+    object: &str,
+    fut: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(API_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(Error::Api {
+            op,
+            object: object.to_owned(),
+            source,
+        }),
+        Err(_) => Err(Error::Timeout {
+            op,
+            object: object.to_owned(),
+        }),
+    }
+}
+
+/// How the controller is configured (the `rollgate controller` flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This cluster's environment in the PromotionPolicies.
+    pub environment: String,
+    /// Watch only this namespace (default: all).
+    pub namespace: Option<String>,
+    /// Prometheus settings for every metric.
+    pub providers: ProviderSettings,
+    /// Identical Prometheus queries within this window are sent once.
+    pub coalesce_window: Duration,
+    /// Where the Git cache clones live (default: [`crate::gitops::default_cache_dir`]).
+    pub git_cache: Option<PathBuf>,
+    /// Bound of each Git fetch or push.
+    pub git_timeout: Duration,
+    /// The reporting controller's instance (pod name) for Events.
+    pub instance: Option<String>,
+}
+
+impl Config {
+    /// Defaults for environment `env`.
+    pub fn new(environment: &str) -> Self {
+        Self {
+            environment: environment.to_owned(),
+            namespace: None,
+            providers: ProviderSettings::default(),
+            coalesce_window: Duration::from_secs(5),
+            git_cache: None,
+            git_timeout: Duration::from_secs(60),
+            instance: None,
+        }
+    }
+}
+
+/// What every reconcile shares (controller-rs style).
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The configuration.
+    pub config: Config,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Identical queries of different runs go to Prometheus once.
+    pub coalescer: Arc<Coalescer>,
+    /// True while this replica holds the lease.
+    pub leader: watch::Receiver<bool>,
+    /// Metrics (bounded labels), shared with the HTTP server.
+    pub telemetry: Telemetry,
+    /// Serialises Git work per remote (the cache clone is locked while in use).
+    pub git_lock: tokio::sync::Mutex<()>,
+}
+
+impl Context {
+    /// A context for `client` and `config`.
+    pub fn new(
+        client: Client,
+        config: Config,
+        leader: watch::Receiver<bool>,
+        telemetry: Telemetry,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: "rollgate".to_owned(),
+            instance: config.instance.clone(),
+        };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            coalescer: Arc::new(Coalescer::new(config.coalesce_window, telemetry.clone())),
+            client,
+            config,
+            leader,
+            telemetry,
+            git_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Whether this replica may act now.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}
+
+/// A stream that yields each time the leader flag turns true (reconcile everything on
+/// taking over).
+fn on_leadership(leader: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(leader, |mut rx| async move {
+        loop {
+            if rx.changed().await.is_err() {
+                return None;
+            }
+            if *rx.borrow_and_update() {
+                return Some(((), rx));
+            }
+        }
+    })
+}
+
+/// Run both reconcilers until `shutdown` resolves (then finish in-flight reconciles).
+///
+/// The reconcilers act only while `leader` is true; on becoming leader every object is
+/// reconciled again.
+pub async fn run(
+    client: Client,
+    config: Config,
+    leader: watch::Receiver<bool>,
+    telemetry: Telemetry,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ctx = Context::new(client.clone(), config.clone(), leader.clone(), telemetry);
+    let (rollouts, runs, deployments): (Api<Rollout>, Api<AnalysisRun>, Api<Deployment>) =
+        match &config.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+                Api::all(client.clone()),
+            ),
+        };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let rollout_controller = Controller::new(rollouts, watcher::Config::default())
+        .owns(runs.clone(), watcher::Config::default());
+    let store = rollout_controller.store();
+    let rollout_controller = rollout_controller
+        .watches(
+            deployments,
+            watcher::Config::default(),
+            move |d: Deployment| {
+                let ns = d.namespace();
+                let name = d.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|r| r.namespace() == ns && r.spec.spec.target_ref.name == name)
+                    .map(|r| ObjectRef::from_obj(&*r))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(on_leadership(leader.clone()))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(rollout::reconcile, rollout::error_policy, ctx.clone())
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "rollout controller");
+            }
+        });
+    let run_controller = Controller::new(runs, watcher::Config::default())
+        .reconcile_all_on(on_leadership(leader))
+        .graceful_shutdown_on(stopped(stop_rx))
+        .run(analysis::reconcile, analysis::error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "analysis run controller");
+            }
+        });
+    let signal = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(rollout_controller, run_controller, signal);
+}
