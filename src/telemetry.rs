@@ -1039,10 +1039,10 @@ mod tests {
     #[test]
     fn rollout_gauges_are_aggregates_that_follow_changes_and_deletions() {
         let t = Telemetry::new();
-        t.rollout_observed("a", "web", Phase::Progressing, 10);
-        t.rollout_observed("a", "web", Phase::Progressing, 10); // idempotent
-        t.rollout_observed("b", "web", Phase::Progressing, 30);
-        t.rollout_observed("a", "api", Phase::Succeeded, 0);
+        t.rollout_observed("a", "shopfront-x1", Phase::Progressing, 10);
+        t.rollout_observed("a", "shopfront-x1", Phase::Progressing, 10); // idempotent
+        t.rollout_observed("b", "shopfront-x1", Phase::Progressing, 30);
+        t.rollout_observed("a", "checkout-x2", Phase::Succeeded, 0);
         let out = t.encode();
         assert_eq!(
             line(&out, "rollgate_rollouts{phase=\"Progressing\"}"),
@@ -1065,13 +1065,13 @@ mod tests {
             Some(1.0)
         );
         assert!(
-            !out.contains("web") && !out.contains("api\""),
+            !out.contains("shopfront-x1") && !out.contains("checkout-x2"),
             "object names leaked: {out}"
         );
 
-        t.rollout_observed("a", "web", Phase::Failed, 0);
-        t.rollout_deleted("b", "web");
-        t.rollout_deleted("b", "web"); // twice: no negative counts
+        t.rollout_observed("a", "shopfront-x1", Phase::Failed, 0);
+        t.rollout_deleted("b", "shopfront-x1");
+        t.rollout_deleted("b", "shopfront-x1"); // twice: no negative counts
         let out = t.encode();
         assert_eq!(
             line(&out, "rollgate_rollouts{phase=\"Progressing\"}"),
