@@ -19,10 +19,10 @@ use crate::telemetry::Telemetry;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// This cluster's environment, as named in the PromotionPolicies (`dev`, `prod`).
-    #[arg(long = "env", value_name = "NAME", env = "ROLLGATE_ENV")]
+    #[arg(long = "env", value_name = "NAME", env = "ROLLGATE_ENVIRONMENT")]
     pub env: String,
     /// Prometheus for every metric (overrides the metrics' own addresses).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "ROLLGATE_PROMETHEUS_ADDRESS")]
     pub prometheus: Option<String>,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, short = 'n', value_name = "NS")]
@@ -35,13 +35,23 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub git_cache: Option<PathBuf>,
     /// Address of the HTTP server (/healthz, /readyz, /metrics, status and approval API).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "ROLLGATE_HTTP_ADDRESS"
+    )]
     pub metrics_addr: String,
     /// Namespace of the leader-election Lease (default: `POD_NAMESPACE`, else `default`).
     #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Name of the leader-election Lease.
-    #[arg(long, value_name = "NAME", default_value = "rollgate-controller")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rollgate-controller",
+        env = "ROLLGATE_LEASE_NAME"
+    )]
     pub lease_name: String,
 }
 
