@@ -225,7 +225,7 @@ async fn canary_happy_path_steps_weights_promotes_and_commits_to_the_next_enviro
         runs[0]
             .status
             .as_ref()
-            .and_then(|x| x.phase)
+            .map(|x| x.phase)
             .map(|p| p.as_str()),
         Some("Successful")
     );
@@ -583,12 +583,12 @@ async fn release_fails(s: &Scene, c: Running, expect: &str) {
     let message = runs[0]
         .status
         .as_ref()
-        .and_then(|x| x.message.clone())
+        .map(|x| x.message.clone())
         .unwrap_or_default();
     let phase = runs[0]
         .status
         .as_ref()
-        .and_then(|x| x.phase)
+        .map(|x| x.phase)
         .map(|p| p.as_str());
     assert_eq!(phase, Some("Error"), "{message}");
     assert!(

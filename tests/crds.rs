@@ -514,48 +514,45 @@ async fn status_written_from_the_core_types_round_trips_through_server_side_appl
 /// The same for an AnalysisRun's status (metric results and measurements).
 #[tokio::test]
 async fn analysis_run_status_round_trips_through_server_side_apply() {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::api::{Patch, PatchParams};
+    use rollgate::core::analysis::status::{Measurement, MetricResult, RunSummary, Time};
     use rollgate::core::analysis::value::AnalysisPhase;
-    use rollgate::k8s::analysis::{
-        AnalysisRunStatus, MeasurementStatus, MetricResultStatus, RunSummary,
-    };
+    use rollgate::k8s::analysis::AnalysisRunStatus;
 
     let cp = installed();
     let ns = cp.namespace("crd-run-ssa");
     assert!(create(cp, &ns, VALID_RUN).0);
     let t: Time = serde_json::from_value(serde_json::json!("2026-11-25T17:00:00Z")).expect("time");
+    let mut result = MetricResult::new("success-rate", false);
+    result.phase = AnalysisPhase::Failed;
+    result.count = 2;
+    result.successful = 1;
+    result.failed = 1;
+    // Metadata must survive the API server: the resolved query is evidence.
+    result
+        .metadata
+        .insert("ResolvedPrometheusQuery".into(), "sum(rate(x[1m]))".into());
+    result.measurements.push(Measurement {
+        phase: AnalysisPhase::Failed,
+        message: String::new(),
+        started_at: Some(t),
+        finished_at: Some(t),
+        value: "[0.91]".into(),
+        metadata: [("warnings".to_owned(), "\"w1\"".to_owned())].into(),
+        resume_at: None,
+    });
     let status = AnalysisRunStatus {
-        phase: Some(AnalysisPhase::Failed),
-        message: Some("metric \"success-rate\" assessed Failed".into()),
-        started_at: Some(t.clone()),
-        completed_at: Some(t.clone()),
-        metric_results: vec![MetricResultStatus {
-            name: "success-rate".into(),
-            phase: AnalysisPhase::Failed,
-            count: 2,
-            successful: 1,
-            failed: 1,
-            inconclusive: 0,
-            error: 0,
-            consecutive_error: 0,
-            consecutive_success: 0,
-            dry_run: false,
-            message: None,
-            measurements: vec![MeasurementStatus {
-                phase: AnalysisPhase::Failed,
-                value: Some("[0.91]".into()),
-                message: None,
-                started_at: Some(t.clone()),
-                finished_at: Some(t),
-            }],
-        }],
-        dry_run_summary: None,
-        run_summary: Some(RunSummary {
+        phase: AnalysisPhase::Failed,
+        message: "metric \"success-rate\" assessed Failed".into(),
+        started_at: Some(t),
+        completed_at: Some(t),
+        metric_results: vec![result],
+        run_summary: RunSummary {
             count: 1,
             failed: 1,
             ..RunSummary::default()
-        }),
+        },
+        dry_run_summary: None,
     };
     let api: Api<AnalysisRun> = Api::namespaced(cp.client().await, &ns);
     let patch = serde_json::json!({

@@ -29,7 +29,6 @@ use crate::core::analysis::run::{
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{AnalysisSource, FlaggerMetric};
-use crate::k8s::analysis::AnalysisRunStatus;
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::providers::{ProviderError, build};
 use crate::telemetry::ReconcileKind;
@@ -37,43 +36,10 @@ use crate::telemetry::ReconcileKind;
 /// Longest a single measurement may take (providers have their own, shorter timeouts).
 const MEASUREMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The core status of a run (absent status: Pending, nothing measured).
-///
-/// # Errors
-/// [`Error::Decode`] when the stored status does not fit the core model.
-pub fn core_status(run: &AnalysisRun) -> Result<CoreStatus, Error> {
-    let Some(status) = &run.status else {
-        return Ok(CoreStatus::default());
-    };
-    let mut value = serde_json::to_value(status).map_err(|e| decode(run, e))?;
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("phase").or_insert(json!("Pending"));
-    }
-    serde_json::from_value(value).map_err(|e| decode(run, e))
-}
-
-fn decode(run: &AnalysisRun, e: serde_json::Error) -> Error {
-    Error::Decode {
-        object: format!(
-            "AnalysisRun {}/{}",
-            run.namespace().unwrap_or_default(),
-            run.name_any()
-        ),
-        message: e.to_string(),
-    }
-}
-
-/// The CRD status of a core status.
-///
-/// # Errors
-/// [`Error::Decode`] (a bug: the two models disagree).
-pub fn crd_status(status: &CoreStatus, object: &str) -> Result<AnalysisRunStatus, Error> {
-    serde_json::to_value(status)
-        .and_then(serde_json::from_value)
-        .map_err(|e| Error::Decode {
-            object: object.to_owned(),
-            message: e.to_string(),
-        })
+/// The status of a run (absent status: Pending, nothing measured).
+#[must_use]
+pub fn core_status(run: &AnalysisRun) -> CoreStatus {
+    run.status.clone().unwrap_or_default()
 }
 
 /// Write a run's status with server-side apply.
@@ -89,7 +55,7 @@ pub async fn write_status(
     let body = json!({
         "apiVersion": AnalysisRun::api_version(&()),
         "kind": AnalysisRun::kind(&()),
-        "status": crd_status(status, &object)?,
+        "status": status,
     });
     call(
         "apply status",
@@ -122,7 +88,7 @@ pub async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Actio
 async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Error> {
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
-    let mut status = core_status(run)?;
+    let mut status = core_status(run);
     if status.phase.is_completed() {
         return Ok(Action::await_change());
     }

@@ -329,7 +329,7 @@ impl<'a> Tick<'a> {
             .map(|run| {
                 (
                     run.name_any(),
-                    run_phase(run.status.as_ref().and_then(|s| s.phase)),
+                    run_phase(run.status.as_ref().map(|s| s.phase)),
                 )
             })
             .collect();

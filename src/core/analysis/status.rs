@@ -16,6 +16,7 @@ pub type Time = chrono::DateTime<chrono::Utc>;
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisRunStatus {
     /// Phase of the run (Pending until the first assessment).
+    #[serde(default)]
     pub phase: AnalysisPhase,
     /// Why the run ended as it did (empty while running and for a plain success).
     #[serde(default, skip_serializing_if = "String::is_empty")]
