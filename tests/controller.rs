@@ -222,11 +222,7 @@ async fn canary_happy_path_steps_weights_promotes_and_commits_to_the_next_enviro
     let runs = s.runs().await;
     assert_eq!(runs.len(), 1, "one step analysis run");
     assert_eq!(
-        runs[0]
-            .status
-            .as_ref()
-            .map(|x| x.phase)
-            .map(|p| p.as_str()),
+        runs[0].status.as_ref().map(|x| x.phase).map(|p| p.as_str()),
         Some("Successful")
     );
     assert_eq!(
@@ -585,11 +581,7 @@ async fn release_fails(s: &Scene, c: Running, expect: &str) {
         .as_ref()
         .map(|x| x.message.clone())
         .unwrap_or_default();
-    let phase = runs[0]
-        .status
-        .as_ref()
-        .map(|x| x.phase)
-        .map(|p| p.as_str());
+    let phase = runs[0].status.as_ref().map(|x| x.phase).map(|p| p.as_str());
     assert_eq!(phase, Some("Error"), "{message}");
     assert!(
         message.contains(expect),
