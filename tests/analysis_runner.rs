@@ -294,7 +294,10 @@ async fn initial_delay_postpones_the_first_measurement() {
 async fn unsupported_argo_providers_error_the_run_naming_metric_and_provider() {
     let mut m = metric("load-test");
     m.provider = MetricProvider {
-        job: Some(serde_json::json!({"spec": {}})),
+        job: Some(rollgate::core::analysis::model::JobMetric {
+            metadata: None,
+            spec: serde_json::json!({}),
+        }),
         ..MetricProvider::default()
     };
     let (status, _) = run(&spec(vec![m]), vec![], RunnerOptions::default()).await;

@@ -169,10 +169,9 @@ pub struct MetricProvider {
     /// rollgate: a statistical judge of the canary against its baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<super::judge_metric::JudgeMetric>,
-    /// Argo Rollouts `job` provider (not supported yet).
+    /// Argo Rollouts `job` provider: each measurement runs a Kubernetes Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
-    pub job: Option<serde_json::Value>,
+    pub job: Option<JobMetric>,
     /// Argo Rollouts `kayenta` provider (not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
@@ -397,6 +396,33 @@ pub struct WebMetric {
     /// Authentication (OAuth2 only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication: Option<Authentication>,
+}
+
+/// Argo's `job` provider: each measurement creates a `batch/v1` Job from `spec`, owned by
+/// the AnalysisRun; the Job completing makes the measurement Successful, the Job failing
+/// (backoff limit, `activeDeadlineSeconds`) makes it Failed. Conditions are not evaluated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetric {
+    /// Labels and annotations given to every Job (rollgate's own keys win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<JobMetadata>,
+    /// The Job's spec (`batch/v1` JobSpec), sent to the API server as written: the server
+    /// validates it when the Job is created, so fields newer than rollgate still work.
+    #[schemars(extend("type" = "object", "x-kubernetes-preserve-unknown-fields" = true))]
+    pub spec: serde_json::Value,
+}
+
+/// The metadata of the Jobs a `job` metric creates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMetadata {
+    /// Labels added to each Job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations added to each Job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// rollgate's `builtin` provider: Flagger's built-in metrics, rendered to exactly

@@ -4,6 +4,15 @@
 //! A driver loops: take the metrics due `now`, measure them (concurrently), record each
 //! measurement, assess, and wait until the returned requeue time. Nothing here reads a
 //! clock or does I/O.
+//!
+//! Asynchronous providers (Argo's `job`) take a measurement over several steps: the
+//! provider's first answer is a measurement still in progress (phase Running, no
+//! `finishedAt`, optionally a `resumeAt`), recorded like any other but counted only once it
+//! completes. Each later step, [`in_flight_metrics`] says which of those to resume (ask the
+//! provider whether it finished) or, once the run is terminating, to terminate (stop it,
+//! then [`terminated_measurement`]); recording the provider's answer replaces the
+//! in-progress measurement. A metric with a measurement in progress is never due for a new
+//! one.
 
 use chrono::TimeDelta;
 
@@ -22,6 +31,12 @@ pub const DEFAULT_ERROR_RETRY_INTERVAL: TimeDelta = TimeDelta::seconds(10);
 
 /// Default `consecutiveErrorLimit`.
 pub const DEFAULT_CONSECUTIVE_ERROR_LIMIT: i64 = 4;
+
+/// Longest wait before an in-progress measurement without `resumeAt` is resumed again.
+/// Argo resumes such measurements (its Job provider's) only when its Job informer fires;
+/// rollgate's controller also watches its Jobs, and polls at this pace in case an event is
+/// lost.
+pub const IN_FLIGHT_POLL_INTERVAL: TimeDelta = TimeDelta::seconds(10);
 
 /// Why a run spec cannot run; the run ends Error with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -395,6 +410,69 @@ pub fn due_metrics(run: &PreparedRun, status: &AnalysisRunStatus, now: Time) -> 
     due
 }
 
+/// What to do with a measurement that is still in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightAction {
+    /// Ask the provider whether the measurement finished (Argo's `Resume`).
+    Resume,
+    /// The run is terminating: stop the measurement (Argo's `Terminate`) and record it
+    /// through [`terminated_measurement`].
+    Terminate,
+}
+
+/// Whether a measurement is still in progress (an asynchronous provider's, not finished).
+#[must_use]
+pub fn is_in_progress(m: &Measurement) -> bool {
+    !m.phase.is_completed()
+}
+
+/// Indexes (into `run.metrics`) of the metrics whose last measurement is in progress, with
+/// what to do `now`: Terminate while the run is terminating; otherwise Resume once its
+/// `resumeAt` has passed, or at every step when it has none. Nothing once the run
+/// completed.
+#[must_use]
+pub fn in_flight_metrics(
+    run: &PreparedRun,
+    status: &AnalysisRunStatus,
+    now: Time,
+) -> Vec<(usize, InFlightAction)> {
+    if status.phase.is_completed() {
+        return Vec::new();
+    }
+    let terminating = is_terminating(run.terminate, status);
+    let mut out = Vec::new();
+    for (i, m) in run.metrics.iter().enumerate() {
+        let Some(last) = status
+            .result(&m.metric.name)
+            .and_then(|r| r.measurements.last())
+        else {
+            continue;
+        };
+        if !is_in_progress(last) {
+            continue;
+        }
+        if terminating {
+            out.push((i, InFlightAction::Terminate));
+        } else if last.resume_at.is_none_or(|t| t <= now) {
+            out.push((i, InFlightAction::Resume));
+        }
+    }
+    out
+}
+
+/// A measurement its provider stopped because the run is terminating: as in Argo, one that
+/// the provider reports Successful or Inconclusive reads `Metric Terminated`.
+#[must_use]
+pub fn terminated_measurement(mut measurement: Measurement) -> Measurement {
+    if matches!(
+        measurement.phase,
+        AnalysisPhase::Successful | AnalysisPhase::Inconclusive
+    ) {
+        measurement.message = "Metric Terminated".to_owned();
+    }
+    measurement
+}
+
 fn wait_after(run: &PreparedRun, m: &PreparedMetric, last: &Measurement) -> TimeDelta {
     if last.phase == AnalysisPhase::Error {
         run.error_retry_interval
@@ -504,7 +582,9 @@ pub fn evaluate_measurement(
 
 /// Records a measurement of metric `index` (§4): creates the metric's result on its first
 /// measurement, updates the counters when the measurement is completed, redacts secrets
-/// from its message, merges the provider's metric metadata, and appends it.
+/// from its message, merges the provider's metric metadata, and appends it — or, when the
+/// metric's last measurement is still in progress, replaces that one (it is the same
+/// measurement, resumed or terminated).
 pub fn record_measurement(
     run: &PreparedRun,
     status: &mut AnalysisRunStatus,
@@ -560,7 +640,10 @@ pub fn record_measurement(
         }
         AnalysisPhase::Pending | AnalysisPhase::Running => {}
     }
-    r.measurements.push(measurement);
+    match r.measurements.last_mut() {
+        Some(last) if is_in_progress(last) => *last = measurement,
+        _ => r.measurements.push(measurement),
+    }
 }
 
 /// The limit verdict of a metric (§5.3): Failed, Inconclusive or Error with Argo's message
@@ -805,10 +888,25 @@ pub fn assess(run: &PreparedRun, status: &mut AnalysisRunStatus, now: Time) -> A
             // A status change requeues the run at once in Argo; the next step terminates.
             Some(now)
         } else {
-            next_reconcile_time(run, status)
+            let next = next_reconcile_time(run, status);
+            let poll = has_unscheduled_in_flight(run, status)
+                .then_some(now + IN_FLIGHT_POLL_INTERVAL)
+                .filter(|p| next.is_none_or(|n| *p < n));
+            poll.or(next)
         };
     }
     out
+}
+
+/// Whether a metric's last measurement is in progress with no `resumeAt` (polled at
+/// [`IN_FLIGHT_POLL_INTERVAL`]).
+fn has_unscheduled_in_flight(run: &PreparedRun, status: &AnalysisRunStatus) -> bool {
+    run.metrics.iter().any(|m| {
+        status
+            .result(&m.metric.name)
+            .and_then(|r| r.measurements.last())
+            .is_some_and(|last| is_in_progress(last) && last.resume_at.is_none())
+    })
 }
 
 /// The earliest time a metric becomes due (Argo's `calculateNextReconcileTime`).
