@@ -145,8 +145,9 @@ fn redact_map(map: &BTreeMap<String, String>, secrets: &[String]) -> BTreeMap<St
 /// Runs the analysis to its end and returns the final status.
 ///
 /// An invalid spec ends at once: Error with `Unable to resolve metric arguments: ...` or
-/// `Analysis spec invalid: ...`. A metric whose provider rollgate does not implement (job,
-/// kayenta, datadog, ...) ends the run Error naming the metric and the provider.
+/// `Analysis spec invalid: ...`. A metric whose provider rollgate does not implement
+/// (kayenta, datadog, ...), or a `job` metric (which needs the controller), ends the run
+/// Error naming the metric and the provider.
 pub async fn run_analysis<F>(
     spec: &AnalysisRunSpec,
     factory: &dyn ProviderFactory,
@@ -174,6 +175,13 @@ where
             .into_iter()
             .find(|n| !SUPPORTED_PROVIDERS.contains(&n.as_str()))
         {
+            if p == "job" {
+                return error_status(format!(
+                    "Metric \"{}\": provider job is not supported by rollgate analyze: {}",
+                    m.metric.name,
+                    crate::providers::job::NEEDS_CONTROLLER
+                ));
+            }
             return error_status(format!(
                 "Metric \"{}\": provider {p} is not supported by rollgate (supported: {})",
                 m.metric.name,

@@ -227,8 +227,8 @@ fn invalid_specs_are_error_runs_that_say_where() {
         ),
         (
             "    provider:\n      job:\n        spec: {}\n",
-            "Metric \"rate\": provider job is not supported by rollgate",
-            "",
+            "Metric \"rate\": provider job is not supported by rollgate analyze: provider.job runs a Kubernetes Job owned by its AnalysisRun",
+            "field `provider.job`",
         ),
     ];
     for (body, message, field) in cases {

@@ -140,6 +140,24 @@ fn explain_invalid(composition: &Composition, error: &RunSpecError) -> Option<St
     ))
 }
 
+/// Says where a `job` metric is, which only the controller can measure.
+fn explain_job(composition: &Composition) -> Option<String> {
+    let i = composition
+        .spec
+        .metrics
+        .iter()
+        .position(|m| m.provider.job.is_some())?;
+    let origin = composition.origins.get(i)?;
+    Some(format!(
+        "{}:{}: {}: metric \"{}\" field `provider.job`: {}",
+        origin.source,
+        origin.line,
+        origin.object,
+        origin.metric,
+        crate::providers::job::NEEDS_CONTROLLER
+    ))
+}
+
 /// The live view: one line per measurement and per completed metric or run, on stderr.
 pub fn live(event: &RunnerEvent) {
     let mut err = std::io::stderr().lock();
@@ -274,6 +292,9 @@ impl LoadedAnalysis {
         if let Err(e) = prepare(&self.composition.spec)
             && let Some(where_) = explain_invalid(&self.composition, &e)
         {
+            eprintln!("error: {where_}");
+        }
+        if let Some(where_) = explain_job(&self.composition) {
             eprintln!("error: {where_}");
         }
         let settings = ProviderSettings::from_env(prometheus);

@@ -3,7 +3,8 @@
 //! records and assesses them with the core step API
 //! ([`crate::core::analysis::run`]), writes the status with server-side apply and
 //! requeues at the next due time. Termination (`spec.terminate`) and measurement
-//! retention are the core's.
+//! retention are the core's. Job metrics go to the [`JobProvider`], whose measurements stay
+//! in progress across reconciles until their Job finishes.
 //!
 //! Also here: building a run's spec from (Cluster)AnalysisTemplates and a Rollout's args,
 //! or from Flagger's shorthand checks.
@@ -24,12 +25,13 @@ use crate::core::analysis::model::{
     MetricProvider, ThresholdRange,
 };
 use crate::core::analysis::run::{
-    assess, due_metrics, evaluate_measurement, prepare, record_measurement,
+    assess, due_metrics, evaluate_measurement, in_flight_metrics, prepare, record_measurement,
 };
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{AnalysisSource, FlaggerMetric};
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+use crate::providers::job::{JobProvider, RunRef};
 use crate::providers::{ProviderError, build};
 use crate::telemetry::ReconcileKind;
 
@@ -109,6 +111,13 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
         Ok(prepared) => {
             let now = Utc::now();
             let due = due_metrics(&prepared, &status, now);
+            let in_flight = in_flight_metrics(&prepared, &status, now);
+            let jobs = JobProvider::new(ctx.client.clone(), run_ref(run));
+            let job_steps = jobs.step(&prepared, &status, &due, &in_flight, now).await;
+            let due: Vec<usize> = due
+                .into_iter()
+                .filter(|&i| prepared.metrics[i].metric.provider.job.is_none())
+                .collect();
             let settings = &ctx.config.providers;
             let outcomes = futures::future::join_all(due.iter().map(|&i| {
                 let metric = &prepared.metrics[i].metric;
@@ -143,6 +152,21 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
                     .unwrap_or_default();
                 record_measurement(&prepared, &mut status, i, measurement, &metadata, &[]);
             }
+            let job_metrics: Vec<usize> = job_steps.iter().map(|(i, _)| *i).collect();
+            for (i, measurement) in job_steps {
+                if measurement.phase.is_completed() {
+                    ctx.telemetry.measurement_completed(measurement.phase);
+                }
+                record_measurement(
+                    &prepared,
+                    &mut status,
+                    i,
+                    measurement,
+                    &Default::default(),
+                    &[],
+                );
+            }
+            jobs.collect_garbage(&prepared, &status, &job_metrics).await;
             let assessment = assess(&prepared, &mut status, Utc::now());
             assessment.next_requeue
         }
@@ -161,6 +185,17 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
         .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
         .unwrap_or(Duration::from_secs(10));
     Ok(Action::requeue(wait + Duration::from_millis(5)))
+}
+
+/// The run as the owner of its Jobs.
+fn run_ref(run: &AnalysisRun) -> RunRef {
+    RunRef {
+        api_version: AnalysisRun::api_version(&()).into_owned(),
+        kind: AnalysisRun::kind(&()).into_owned(),
+        namespace: run.namespace().unwrap_or_default(),
+        name: run.name_any(),
+        uid: run.uid().unwrap_or_default(),
+    }
 }
 
 /// Back off after a failed reconcile.

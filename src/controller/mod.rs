@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
@@ -331,7 +332,16 @@ pub async fn run(
                 tracing::debug!(error = %e, "rollout controller");
             }
         });
+    // A run's Jobs (job metrics) wake it when they change.
+    let jobs: Api<Job> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let run_controller = Controller::new(runs, watcher::Config::default())
+        .owns(
+            jobs,
+            watcher::Config::default().labels(crate::providers::job::RUN_UID_LABEL),
+        )
         .reconcile_all_on(on_leadership(leader))
         .graceful_shutdown_on(stopped(stop_rx))
         .run(analysis::reconcile, analysis::error_policy, ctx)

@@ -1,4 +1,5 @@
-//! Metric providers: Prometheus, web (HTTP JSON) and Flagger built-in metrics.
+//! Metric providers: Prometheus, web (HTTP JSON) and Flagger built-in metrics, and Argo's
+//! asynchronous `job` provider ([`job`], driven by the controller only).
 //!
 //! A provider takes one measurement of a metric whose arguments are already substituted
 //! and returns an [`Observation`] or a [`ProviderError`] (which makes the measurement
@@ -15,6 +16,7 @@ use crate::core::analysis::value::Observation;
 
 pub mod builtin;
 pub mod duration;
+pub mod job;
 pub mod judge;
 pub mod prometheus;
 pub mod web;
@@ -133,7 +135,6 @@ impl ProviderKind {
 pub fn unsupported_provider(metric: &Metric) -> Option<String> {
     let p = &metric.provider;
     let named = [
-        ("job", p.job.is_some()),
         ("kayenta", p.kayenta.is_some()),
         ("datadog", p.datadog.is_some()),
         ("wavefront", p.wavefront.is_some()),
@@ -177,6 +178,13 @@ pub fn build(
     }
     if let Some(j) = &p.judge {
         return Ok(Arc::new(judge::JudgeProvider::new(j, settings)?));
+    }
+    if p.job.is_some() {
+        return Err(ProviderError::new(format!(
+            "metric \"{}\": {}",
+            metric.name,
+            job::NEEDS_CONTROLLER
+        )));
     }
     match unsupported_provider(metric) {
         Some(name) => Err(ProviderError::new(format!(

@@ -227,8 +227,9 @@ impl ControlPlane {
     }
 
     /// As [`ControlPlane::start`], plus kube-controller-manager running the deployment,
-    /// replicaset, garbage-collector and namespace controllers, so Deployments get
-    /// ReplicaSets and status as in a cluster (Pods stay Pending: there is no kubelet).
+    /// replicaset, job, garbage-collector and namespace controllers, so Deployments get
+    /// ReplicaSets and status as in a cluster, and Jobs get Pods, deadlines and owner
+    /// garbage collection (Pods stay Pending: there is no kubelet).
     pub fn start_with_controller_manager() -> ControlPlane {
         Self::start_with(true)
     }
@@ -287,7 +288,7 @@ impl ControlPlane {
                 "kcm.sh",
                 format!(
                     "#!/bin/sh\nexec '{b}/kube-controller-manager' --kubeconfig='{d}/kubeconfig' \
-                     --controllers=deployment,replicaset,garbagecollector,namespace \
+                     --controllers=deployment,replicaset,job,garbagecollector,namespace \
                      --leader-elect=false --secure-port=0\n",
                     b = bins.display()
                 ),
