@@ -267,6 +267,11 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ("create", "rollgate.dev", "analysisruns", app, ""),
         ("delete", "rollgate.dev", "analysisruns", app, "r"),
         ("patch", "rollgate.dev", "analysisruns/status", app, "r"),
+        ("create", "batch", "jobs", app, ""),
+        ("get", "batch", "jobs", app, "uid.smoke.1"),
+        ("list", "batch", "jobs", app, ""),
+        ("watch", "batch", "jobs", "", ""),
+        ("delete", "batch", "jobs", app, "uid.smoke.1"),
         ("watch", "rollgate.dev", "promotionpolicies", app, ""),
         (
             "patch",
@@ -346,6 +351,9 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
             "rollgate-controller",
         ),
         ("create", "", "pods", app, ""),
+        ("update", "batch", "jobs", app, "uid.smoke.1"),
+        ("patch", "batch", "jobs/status", app, "uid.smoke.1"),
+        ("create", "batch", "cronjobs", app, ""),
         ("get", "", "configmaps", app, "c"),
         (
             "create",
