@@ -60,34 +60,59 @@ const GOOD_SPEC: &str = r#"            backoffLimit: 0
 struct Scene {
     client: kube::Client,
     ns: String,
-    _cache: tempfile::TempDir,
-    _controller: Running,
+    cache: tempfile::TempDir,
+    controller: Option<Running>,
 }
 
 impl Scene {
+    /// A namespace on the shared control plane with a controller running in it.
     async fn new(prefix: &str) -> Scene {
+        let mut s = Scene::stopped(prefix).await;
+        s.start();
+        s
+    }
+
+    /// A namespace on the shared control plane, no controller yet.
+    async fn stopped(prefix: &str) -> Scene {
         let cp = k8s::shared();
         install_crds(cp);
         let client = cp.client().await;
         let ns = cp.namespace(prefix);
-        Scene::with(client, ns)
-    }
-
-    fn with(client: kube::Client, ns: String) -> Scene {
-        let cache = tempfile::tempdir().expect("temp dir");
-        // No metric here reads Prometheus: an address nothing listens on.
-        let controller = Running::start(
-            client.clone(),
-            &ns,
-            "dev",
-            "http://127.0.0.1:1",
-            cache.path(),
-        );
         Scene {
             client,
             ns,
-            _cache: cache,
-            _controller: controller,
+            cache: tempfile::tempdir().expect("temp dir"),
+            controller: None,
+        }
+    }
+
+    fn with(client: kube::Client, ns: String) -> Scene {
+        let mut s = Scene {
+            client,
+            ns,
+            cache: tempfile::tempdir().expect("temp dir"),
+            controller: None,
+        };
+        s.start();
+        s
+    }
+
+    /// Start a controller for the namespace.
+    fn start(&mut self) {
+        // No metric here reads Prometheus: an address nothing listens on.
+        self.controller = Some(Running::start(
+            self.client.clone(),
+            &self.ns,
+            "dev",
+            "http://127.0.0.1:1",
+            self.cache.path(),
+        ));
+    }
+
+    /// Abort the controller at once, as SIGKILL would.
+    async fn kill(&mut self) {
+        if let Some(c) = self.controller.take() {
+            c.kill().await;
         }
     }
 
@@ -482,6 +507,83 @@ async fn a_refused_create_is_an_error_naming_the_run_and_metric() {
         s.ns
     );
     assert!(m.message.starts_with(&want), "{}\nvs\n{want}", m.message);
+}
+
+#[tokio::test]
+async fn a_restarted_controller_resumes_the_running_job_without_a_second_one() {
+    let mut s = Scene::new("job-restart").await;
+    apply(
+        k8s::shared(),
+        &s.ns,
+        &run_yaml("smoke-restart", GOOD_SPEC, ""),
+    );
+    let uid = uid(&s.run("smoke-restart").await);
+    let name = s.wait_job(&uid, 1).await.metadata.name.expect("name");
+    s.wait_run("smoke-restart", 30, "a running measurement", |st| {
+        st.result("smoke").is_some()
+    })
+    .await;
+    s.kill().await;
+    // The Job finishes while no controller runs; the next one reads it from the status.
+    s.succeed(&name).await;
+    s.start();
+    let st = s
+        .wait_run("smoke-restart", 30, "the run to succeed", |st| {
+            st.phase.is_completed()
+        })
+        .await;
+    assert_eq!(st.phase, AnalysisPhase::Successful, "{st:?}");
+    assert_eq!(st.result("smoke").map(|r| r.count), Some(1));
+    assert_eq!(names(&s.jobs_of(&uid).await), [name]);
+}
+
+/// A Job of the name the next measurement will use already exists: one this run owns
+/// (created by a step whose status write was lost) is adopted, anyone else's is an Error.
+#[tokio::test]
+async fn an_existing_job_is_adopted_only_when_the_run_owns_it() {
+    let mut s = Scene::stopped("job-adopt").await;
+    for (run, owned) in [("smoke-mine", true), ("smoke-theirs", false)] {
+        apply(k8s::shared(), &s.ns, &run_yaml(run, GOOD_SPEC, ""));
+        let uid = uid(&s.run(run).await);
+        let owner = if owned {
+            json!([{"apiVersion": "rollgate.dev/v1alpha1", "kind": "AnalysisRun",
+                    "name": run, "uid": uid, "controller": true}])
+        } else {
+            json!([])
+        };
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": format!("{uid}.smoke.1"), "ownerReferences": owner},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "example.invalid/other:1"}]}}},
+        }))
+        .expect("job");
+        s.jobs()
+            .create(&Default::default(), &job)
+            .await
+            .expect("create the job");
+    }
+    s.start();
+    let mine = s
+        .wait_run("smoke-mine", 30, "a running measurement", |st| {
+            st.result("smoke").is_some()
+        })
+        .await;
+    let m = last_measurement(&mine);
+    assert_eq!(m.phase, AnalysisPhase::Running, "{mine:?}");
+    let theirs = s
+        .wait_run("smoke-theirs", 30, "the run to end", |st| {
+            st.phase.is_completed()
+        })
+        .await;
+    assert_eq!(theirs.phase, AnalysisPhase::Error);
+    let uid = uid(&s.run("smoke-theirs").await);
+    assert_eq!(
+        last_measurement(&theirs).message,
+        format!(
+            "AnalysisRun {}/smoke-theirs metric \"smoke\": Job {uid}.smoke.1 already exists and is not owned by this AnalysisRun",
+            s.ns
+        )
+    );
 }
 
 /// With kube-controller-manager's Job controller and garbage collector: the Job's own
