@@ -586,6 +586,129 @@ async fn an_existing_job_is_adopted_only_when_the_run_owns_it() {
     );
 }
 
+/// The seed story's smoke test: a Rollout's analysis step runs a job metric from an
+/// AnalysisTemplate (args substituted into the Job), holds the canary at its weight while
+/// the Job runs, promotes when it succeeds and aborts when the next release's Job fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_step_waits_for_its_smoke_job() {
+    use controller::{deployment_yaml, initialized, kubelet, route_yaml, set_image, wait_for};
+    use rollgate::core::strategy::Phase;
+    let s = Scene::new("job-rollout").await;
+    let cp = k8s::shared();
+    apply(
+        cp,
+        &s.ns,
+        &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+    );
+    apply(cp, &s.ns, &route_yaml("podinfo"));
+    let (_, _kubelet) = kubelet(s.client.clone(), &s.ns);
+    apply(
+        cp,
+        &s.ns,
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: smoke}
+spec:
+  args: [{name: service}]
+  metrics:
+    - name: smoke
+      provider:
+        job:
+          spec:
+            backoffLimit: 0
+            template:
+              spec:
+                restartPolicy: Never
+                containers:
+                  - name: smoke
+                    image: example.invalid/curl:8
+                    command: [curl, -fsS, "http://{{args.service}}/healthz"]
+"#,
+    );
+    apply(
+        cp,
+        &s.ns,
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 80}
+  trafficRouting: {gatewayAPI: {httpRoute: {name: podinfo}}}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 20
+        - analysis:
+            templates: [{templateName: smoke}]
+            args: [{name: service, value: podinfo-canary}]
+        - setWeight: 50
+"#,
+    );
+    wait_for(&s.client, &s.ns, "podinfo", 60, "Initialized", initialized).await;
+
+    let mut seen = Vec::new();
+    for (version, passes) in [("1.1.0", true), ("1.2.0", false)] {
+        set_image(
+            &s.client,
+            &s.ns,
+            "podinfo",
+            &format!("ghcr.io/acme/app:{version}"),
+        )
+        .await;
+        // The step's Job, one per release.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let job = loop {
+            let jobs = s
+                .jobs()
+                .list(&ListParams::default().labels(RUN_UID_LABEL))
+                .await
+                .expect("list jobs")
+                .items;
+            if let Some(j) = jobs
+                .into_iter()
+                .find(|j| !seen.contains(&j.metadata.name.clone().unwrap_or_default()))
+            {
+                break j;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "release {version}: no Job was created"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let name = job.metadata.name.clone().expect("name");
+        seen.push(name.clone());
+        let command = serde_json::to_string(&job.spec.expect("spec").template).expect("json");
+        assert!(
+            command.contains("http://podinfo-canary/healthz"),
+            "args reach the Job: {command}"
+        );
+        // While the Job runs the rollout holds the canary at 20%.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let st = controller::status(&s.client, &s.ns, "podinfo").await;
+        assert_eq!(
+            (st.phase, st.canary_weight),
+            (Phase::Progressing, 20),
+            "release {version} while its smoke Job runs"
+        );
+        if passes {
+            s.succeed(&name).await;
+            wait_for(&s.client, &s.ns, "podinfo", 60, "Succeeded", |st| {
+                st.phase == Phase::Succeeded
+            })
+            .await;
+        } else {
+            s.fail(&name).await;
+            let st = wait_for(&s.client, &s.ns, "podinfo", 60, "Failed", |st| {
+                st.phase == Phase::Failed
+            })
+            .await;
+            assert_eq!(st.canary_weight, 0, "traffic back on the primary");
+        }
+    }
+}
+
 /// With kube-controller-manager's Job controller and garbage collector: the Job's own
 /// `activeDeadlineSeconds` fails it (no kubelet runs its pod), which fails the
 /// measurement; deleting the run deletes its Jobs through the owner reference.
