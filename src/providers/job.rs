@@ -360,6 +360,7 @@ impl JobProvider {
     /// Start measurement `sequence` of `metric`: create its Job. Returns a Running
     /// measurement naming the Job, or an Error measurement (the run, the metric and the
     /// reason) when the Job cannot be created.
+    #[tracing::instrument(name = "job.start", skip_all, fields(run = %self.run.name, metric = %metric.name, sequence))]
     pub async fn start(&self, metric: &Metric, sequence: i64, now: Time) -> Measurement {
         let m = Measurement {
             phase: AnalysisPhase::Running,
@@ -393,6 +394,7 @@ impl JobProvider {
     /// Look at the Job of an in-progress measurement: Successful once it completed, Failed
     /// once it failed, unchanged while it runs or when the API server cannot be reached (the
     /// next step looks again); Error when the Job is gone or the measurement names none.
+    #[tracing::instrument(name = "job.resume", skip_all, fields(run = %self.run.name, metric))]
     pub async fn resume(&self, metric: &str, measurement: Measurement, now: Time) -> Measurement {
         let Some(name) = measurement.metadata.get(JOB_NAME_KEY).cloned() else {
             return self.error(measurement, metric, &JobError::NoJobName, now);
@@ -425,6 +427,7 @@ impl JobProvider {
     /// Stop an in-progress measurement because the run terminates: delete its Job. The
     /// measurement is Successful (`Metric Terminated`), or Error when the Job cannot be
     /// deleted.
+    #[tracing::instrument(name = "job.terminate", skip_all, fields(run = %self.run.name, metric))]
     pub async fn terminate(
         &self,
         metric: &str,
@@ -470,6 +473,7 @@ impl JobProvider {
     ///
     /// # Errors
     /// [`JobError`] when the Jobs cannot be listed or one cannot be deleted.
+    #[tracing::instrument(name = "job.garbage_collect", skip_all, fields(run = %self.run.name, metric, keep))]
     pub async fn garbage_collect(
         &self,
         metric: &str,
