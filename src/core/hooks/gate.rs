@@ -612,6 +612,42 @@ strategy:
     }
 
     #[test]
+    fn webhook_and_metric_failures_share_the_threshold() {
+        let yaml = r#"
+targetRef: {name: app}
+service: {port: 80}
+strategy:
+  canary:
+    analysis:
+      interval: 30s
+      threshold: 3
+      stepWeight: 50
+      metrics: [{name: request-success-rate, thresholdRange: {min: 99}}]
+      webhooks: [{name: c, type: rollout, url: 'http://x/'}]
+"#;
+        let s: RolloutSpec = serde_yaml::with::singleton_map_recursive::deserialize(
+            serde_yaml::Deserializer::from_str(yaml),
+        )
+        .expect("spec");
+        let g = Gate::from_spec(&s);
+        assert_eq!((g.threshold, g.interval_secs), (3, 30));
+        let mut st = progressing(&s);
+        st.failed_checks = 1;
+        assert_eq!(g.threshold_reached(&st, 1), None, "1 + 1 < 3");
+        let m = g.threshold_reached(&st, 2).expect("1 + 2 reaches 3");
+        assert!(m.contains("threshold reached 3"), "{m}");
+        st.failed_checks = 0;
+        assert_eq!(
+            g.threshold_reached(&st, 5),
+            None,
+            "metric failures alone are their analysis run's to judge"
+        );
+        st.failed_checks = 3;
+        st.phase = Phase::Succeeded;
+        assert_eq!(g.threshold_reached(&st, 0), None, "only while in analysis");
+    }
+
+    #[test]
     fn no_hooks_means_the_machine_decides_alone() {
         let s = spec("[]");
         let st = progressing(&s);
