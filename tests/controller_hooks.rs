@@ -836,3 +836,49 @@ async fn a_failed_rollout_tells_every_sink_once_with_metric_and_commit_and_a_dea
     let ev = events(&client, &ns).await;
     assert!(ev.iter().any(|(_, r, _)| r == "RolloutAborted"), "{ev:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// `rollgate controller` sink flags
+// ---------------------------------------------------------------------------------------
+
+fn controller_cli(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"));
+    cmd.arg("controller").arg("--env").arg("dev").args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ROLLGATE_NOTIFY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.output().expect("run rollgate")
+}
+
+#[test]
+fn unusable_sink_files_are_refused_naming_the_flag_and_never_their_content() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing");
+    let out = controller_cli(&["--notify-slack-url-file", missing.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--notify-slack-url-file") && err.contains("missing"),
+        "{err}"
+    );
+
+    let bad = dir.path().join("teams");
+    std::fs::write(&bad, "hooks.example/SECRET-TOKEN-123\n").expect("write");
+    let out = controller_cli(&["--notify-teams-url-file", bad.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("not an http(s) URL"), "{err}");
+    assert!(
+        !err.contains("SECRET-TOKEN-123"),
+        "the file's content leaked: {err}"
+    );
+
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k").expect("write");
+    let out = controller_cli(&["--notify-webhook-secret-file", key.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("needs --notify-webhook-url-file"), "{err}");
+}

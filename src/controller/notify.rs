@@ -94,7 +94,9 @@ impl TickReport<'_> {
         if let Some(g) = self.git {
             let kind = match g.reason {
                 r if r == reasons::REVERTED => Some(EventKind::RevertedInGit),
-                r if r == reasons::AWAITING_APPROVAL => Some(EventKind::WaitingForApproval),
+                r if r == reasons::AWAITING_APPROVAL || r == reasons::AWAITING_GIT_CONFIRMATION => {
+                    Some(EventKind::WaitingForApproval)
+                }
                 r if r == reasons::PROMOTED
                     && !self
                         .events

@@ -677,6 +677,11 @@ impl<'a> Tick<'a> {
                 reasons::AWAITING_GIT_CONFIRMATION,
                 &message,
             ) {
+                *git = Some(super::promotion::GitOutcome {
+                    reason: reasons::AWAITING_GIT_CONFIRMATION,
+                    message: message.clone(),
+                    commit: None,
+                });
                 self.publish(false, reasons::AWAITING_GIT_CONFIRMATION, message)
                     .await;
             }

@@ -268,6 +268,16 @@ impl Gate {
             st.failed_checks = 0;
             st.pre_rollout_passed = false;
             st.hooks_checked_at = None;
+        } else if prior.phase == Phase::Waiting && decision.status.phase == Phase::Waiting {
+            // The target went back to the revision before the one that waited: nothing
+            // waits any more; the phase is the one that revision ended in.
+            let st = &mut decision.status;
+            st.phase = prior
+                .history
+                .last()
+                .filter(|h| Some(&h.revision) == prior.last_applied_revision.as_ref())
+                .map_or(Phase::Initialized, |h| h.phase);
+            st.message = Some("No new revision waits for confirm-rollout any more".to_owned());
         }
         let checked = answers.iter().any(|a| {
             matches!(
@@ -480,6 +490,17 @@ strategy:
         let (d, _) = tick(&s, &d.status, &obs("r2"), 20, None);
         assert_eq!(d.status.phase, Phase::Progressing);
         assert_eq!(d.status.last_applied_revision.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn a_target_back_on_its_revision_stops_waiting() {
+        let s = spec(ALL);
+        let st = initialised(&s);
+        let (d, _) = tick(&s, &st, &obs("r2"), 10, Some(HookType::ConfirmRollout));
+        assert_eq!(d.status.phase, Phase::Waiting);
+        let (d, asks) = tick(&s, &d.status, &obs("r1"), 20, None);
+        assert!(asks.kinds.is_empty());
+        assert_eq!(d.status.phase, Phase::Initialized);
     }
 
     fn progressing(s: &RolloutSpec) -> RolloutStatus {
