@@ -331,8 +331,9 @@ fn weight_band(weight: u8) -> &'static str {
     }
 }
 
-const PHASES: [Phase; 8] = [
+const PHASES: [Phase; 9] = [
     Phase::Initialized,
+    Phase::Waiting,
     Phase::Progressing,
     Phase::Paused,
     Phase::WaitingPromotion,

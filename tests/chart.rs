@@ -149,6 +149,140 @@ fn template_renders_every_part_and_refuses_missing_environment() {
     assert!(!ok && err.contains("leaderElection.enabled=true"), "{err}");
 }
 
+const TESTER: [&str; 6] = [
+    "--set",
+    "tester.enabled=true",
+    "--set",
+    "tester.allow[0]=curl -sf *",
+    "--set",
+    "tester.allow[1]=/bin/echo smoke ok",
+];
+
+const NOTIFY: [&str; 8] = [
+    "--set",
+    "notifications.secretName=rollgate-notify",
+    "--set",
+    "notifications.slack.enabled=true",
+    "--set",
+    "notifications.webhook.enabled=true",
+    "--set",
+    "notifications.maxPerMinute=30",
+];
+
+fn find<'a>(d: &'a [serde_yaml::Value], kind: &str, name: &str) -> &'a serde_yaml::Value {
+    d.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} not rendered"))
+}
+
+#[test]
+fn the_tester_is_optional_and_runs_only_the_allow_list_of_the_values() {
+    let without = docs(&render("ops", &[]));
+    assert!(
+        !without
+            .iter()
+            .any(|d| d["metadata"]["name"].as_str() == Some("rg-rollgate-tester")),
+        "the tester is off by default"
+    );
+    let d = docs(&render("ops", &TESTER));
+    let deploy = find(&d, "Deployment", "rg-rollgate-tester");
+    let svc = find(&d, "Service", "rg-rollgate-tester");
+    let pod = &deploy["spec"]["template"];
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["args"][0], "tester");
+    let env = c["env"].as_sequence().expect("env");
+    let allow = env
+        .iter()
+        .find(|e| e["name"] == "ROLLGATE_TESTER_ALLOW")
+        .expect("allow-list env");
+    assert_eq!(allow["value"], "curl -sf *\n/bin/echo smoke ok");
+    // The tester's pods are selected by its Service and never by the controller's.
+    let labels = &pod["metadata"]["labels"];
+    for (k, v) in svc["spec"]["selector"].as_mapping().expect("selector") {
+        assert_eq!(&labels[k], v, "Service selector {k:?} must match the pods");
+    }
+    let controller = find(&d, "Deployment", "rg-rollgate");
+    let ctl_sel = controller["spec"]["selector"]["matchLabels"]
+        .as_mapping()
+        .expect("controller selector");
+    assert!(
+        ctl_sel.iter().any(|(k, v)| &labels[k] != v),
+        "the controller's selector matches the tester's pods"
+    );
+    let ctl_svc = find(&d, "Service", "rg-rollgate");
+    assert!(
+        ctl_svc["spec"]["selector"]
+            .as_mapping()
+            .expect("selector")
+            .iter()
+            .any(|(k, v)| &labels[k] != v),
+        "the controller's Service selects the tester's pods"
+    );
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
+    // Lint stays clean with the tester and sinks on.
+    let chart = chart();
+    let mut args = vec!["lint", "--strict", &chart];
+    args.extend_from_slice(&VALUES);
+    args.extend_from_slice(&TESTER);
+    args.extend_from_slice(&NOTIFY);
+    let (ok, out, err) = helm(&args);
+    assert!(ok && !out.contains("[WARNING]"), "helm lint:\n{out}\n{err}");
+}
+
+#[test]
+fn notification_sinks_come_from_a_mounted_secret_never_from_the_pod_spec() {
+    let d = docs(&render("ops", &NOTIFY));
+    let controller = find(&d, "Deployment", "rg-rollgate");
+    let pod = &controller["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env: std::collections::BTreeMap<String, String> = c["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .filter_map(|e| {
+            Some((
+                e["name"].as_str()?.to_owned(),
+                e["value"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        env.get("ROLLGATE_NOTIFY_SLACK_URL_FILE")
+            .map(String::as_str),
+        Some("/etc/rollgate/notifications/slack-url")
+    );
+    assert_eq!(
+        env.get("ROLLGATE_NOTIFY_WEBHOOK_SECRET_FILE")
+            .map(String::as_str),
+        Some("/etc/rollgate/notifications/webhook-secret")
+    );
+    assert!(
+        !env.contains_key("ROLLGATE_NOTIFY_TEAMS_URL_FILE"),
+        "teams is off"
+    );
+    assert_eq!(
+        env.get("ROLLGATE_NOTIFY_MAX_PER_MINUTE")
+            .map(String::as_str),
+        Some("30")
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "rollgate-notify");
+    assert_eq!(
+        c["volumeMounts"][0]["mountPath"],
+        "/etc/rollgate/notifications"
+    );
+    assert_eq!(c["volumeMounts"][0]["readOnly"], true);
+    // A sink without the Secret is refused with the value's name.
+    let chart = chart();
+    let mut args = vec!["template", "rg", &chart];
+    args.extend_from_slice(&VALUES);
+    args.extend_from_slice(&["--set", "notifications.teams.enabled=true"]);
+    let (ok, _, err) = helm(&args);
+    assert!(
+        !ok && err.contains("notifications.secretName is required"),
+        "{err}"
+    );
+}
+
 /// Installs the chart's CRDs and the Gateway API CRDs once, then dry-runs the chart.
 #[test]
 fn rendered_manifests_pass_a_server_side_dry_run() {
@@ -163,7 +297,9 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
         None,
     );
     assert!(ok, "chart CRDs: {err}");
-    let rendered = render(&ns, &[]);
+    let mut extra = TESTER.to_vec();
+    extra.extend_from_slice(&NOTIFY);
+    let rendered = render(&ns, &extra);
     let (ok, out, err) = cp.kubectl(
         &[
             "apply",
@@ -179,7 +315,7 @@ fn rendered_manifests_pass_a_server_side_dry_run() {
     assert!(ok, "server-side dry run refused the chart:\n{err}");
     assert_eq!(
         out.matches("(server dry run)").count(),
-        7,
+        9,
         "every rendered object is dry-run applied:\n{out}"
     );
     // The dry run really validates: a broken manifest is refused.

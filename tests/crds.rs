@@ -477,6 +477,9 @@ async fn status_written_from_the_core_types_round_trips_through_server_side_appl
         }],
         not_ready_since: None,
         retries: 1,
+        failed_checks: 1,
+        pre_rollout_passed: true,
+        hooks_checked_at: Some(t),
         scale_down_at: None,
         message: Some("paused at step 1 for 5m".into()),
         conditions: vec![Condition {

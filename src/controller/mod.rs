@@ -11,12 +11,16 @@
 //! - [`promotion`]: the Git side of a finished rollout (commit to the next environment,
 //!   or revert this environment's promotion commit), idempotent through commit trailers.
 //! - [`workload`]: Deployments: the primary copy, readiness, scaling.
+//! - [`hooks`]: Flagger's webhooks around each tick, as [`crate::core::hooks::gate`]
+//!   decides; [`notify`]: what a tick tells people through the notification sinks.
 //!
 //! [`run`] takes the leader flag (from [`crate::leader`]), the [`Telemetry`] and the shutdown
 //! signal as arguments: the reconcilers act only while the flag is true.
 
 pub mod analysis;
 pub mod coalesce;
+pub mod hooks;
+pub mod notify;
 pub mod promotion;
 pub mod rollout;
 pub mod workload;
@@ -93,6 +97,8 @@ pub mod reasons {
     pub const NOTHING_TO_REVERT: &str = "GitNothingToRevert";
     /// A Git operation failed; it is retried.
     pub const GIT_ERROR: &str = "GitError";
+    /// A `confirm-git-promotion` webhook said no: the commit waits.
+    pub const AWAITING_GIT_CONFIRMATION: &str = "GitAwaitingConfirmation";
 }
 
 /// Why a reconcile failed; the object is retried with backoff.
@@ -197,6 +203,12 @@ pub struct Config {
     pub git_timeout: Duration,
     /// The reporting controller's instance (pod name) for Events.
     pub instance: Option<String>,
+    /// Where notifications go (none: only Kubernetes Events).
+    pub notify_sinks: Vec<crate::notify::Sink>,
+    /// How notifications are queued, filtered and retried.
+    pub notifier: crate::notify::NotifierConfig,
+    /// First wait between attempts of a webhook with `retries`.
+    pub hook_backoff: Duration,
 }
 
 impl Config {
@@ -210,6 +222,9 @@ impl Config {
             git_cache: None,
             git_timeout: Duration::from_secs(60),
             instance: None,
+            notify_sinks: Vec::new(),
+            notifier: crate::notify::NotifierConfig::default(),
+            hook_backoff: crate::hooks::DEFAULT_BACKOFF,
         }
     }
 }
@@ -230,6 +245,10 @@ pub struct Context {
     pub telemetry: Telemetry,
     /// Serialises Git work per remote (the cache clone is locked while in use).
     pub git_lock: tokio::sync::Mutex<()>,
+    /// Calls webhooks (`None` when the HTTP client could not be built: every hook is a "no").
+    pub hooks: Option<crate::hooks::HookCaller>,
+    /// Sends notifications to the configured sinks (`None`: no sinks).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 impl Context {
@@ -244,7 +263,23 @@ impl Context {
             controller: "rollgate".to_owned(),
             instance: config.instance.clone(),
         };
+        let hooks = crate::hooks::HookCaller::with_backoff(config.hook_backoff)
+            .map_err(|e| tracing::error!("webhooks disabled: {e}"))
+            .ok();
+        let notifier = if config.notify_sinks.is_empty() {
+            None
+        } else {
+            crate::notify::Notifier::start(
+                config.notify_sinks.clone(),
+                config.notifier.clone(),
+                telemetry.clone(),
+            )
+            .map_err(|e| tracing::error!("notifications disabled: {e}"))
+            .ok()
+        };
         Arc::new(Self {
+            hooks,
+            notifier,
             recorder: Recorder::new(client.clone(), reporter),
             coalescer: Arc::new(Coalescer::new(config.coalesce_window, telemetry.clone())),
             client,

@@ -29,7 +29,7 @@ use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{
     Action, Condition, ConditionStatus, Decision, EventReason, Observations, Phase, Plan,
     Readiness, Request, RolloutStatus, RunPhase, Scale, Timestamp, Weight, compile,
-    managed_services, next_with_plan,
+    managed_services,
 };
 use crate::k8s::analysis::AnalysisRunBody;
 use crate::k8s::{AnalysisRun, Rollout};
@@ -160,6 +160,12 @@ impl<'a> Tick<'a> {
     }
 
     async fn publish(&self, warning: bool, reason: &str, note: String) {
+        super::hooks::TickHooks::new(
+            self.ctx,
+            self.r,
+            self.status.last_applied_revision.as_deref().unwrap_or(""),
+        )
+        .spawn_event(self.status.phase, warning, &note);
         let ev = KubeEvent {
             type_: if warning {
                 EventType::Warning
@@ -317,14 +323,14 @@ impl<'a> Tick<'a> {
         )
         .await?;
         let runs_api: Api<AnalysisRun> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        let runs = call(
+        let run_list = call(
             "list",
             &format!("AnalysisRuns of Rollout {}/{}", self.ns, self.name),
             runs_api.list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={}", self.name))),
         )
-        .await?;
-        let runs: BTreeMap<String, RunPhase> = runs
-            .items
+        .await?
+        .items;
+        let runs: BTreeMap<String, RunPhase> = run_list
             .iter()
             .map(|run| {
                 (
@@ -342,7 +348,10 @@ impl<'a> Tick<'a> {
             runs,
             request: request(self.r),
         };
-        let decision: Decision = next_with_plan(&plan, &self.status, &obs, now());
+        let hooks = super::hooks::TickHooks::new(self.ctx, self.r, &revision);
+        let decision: Decision = hooks
+            .decide(&plan, &self.status, &obs, &run_list, now())
+            .await;
         let replicas = desired_replicas(primary.as_ref(), &target);
         let mut blocked: Option<(&'static str, String)> = None;
         for action in &decision.actions {
@@ -468,12 +477,32 @@ impl<'a> Tick<'a> {
             }
         }
         let mut requeue = decision.requeue_after_secs.map(Duration::from_secs);
-        if let Some(wait) = self.settle_git(&mut status, &target).await {
+        let mut git = None;
+        if let Some(wait) = self
+            .settle_git(&mut status, &target, &hooks, &mut git)
+            .await
+        {
             requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
         }
         if status != self.status {
             self.write_status(&status).await?;
         }
+        if hooks.gate.post_rollout_due(&self.status, &decision) {
+            hooks.spawn_post_rollout(status.phase);
+        }
+        super::notify::send(
+            self.ctx,
+            &super::notify::TickReport {
+                app: &self.name,
+                environment: &self.ctx.config.environment,
+                version: image_tag(&target).as_deref(),
+                prior: &self.status,
+                status: &status,
+                events: &decision.events,
+                runs: &run_list,
+                git: git.as_ref(),
+            },
+        );
         if status.phase != self.status.phase {
             self.ctx
                 .telemetry
@@ -590,6 +619,8 @@ impl<'a> Tick<'a> {
         &self,
         status: &mut RolloutStatus,
         target: &Deployment,
+        hooks: &super::hooks::TickHooks<'_>,
+        git: &mut Option<super::promotion::GitOutcome>,
     ) -> Option<Duration> {
         let rev = status.last_applied_revision.clone()?;
         let last = status.history.last()?;
@@ -638,8 +669,27 @@ impl<'a> Tick<'a> {
                 evidence
             }
         );
+        if succeeded && let Some(message) = hooks.confirm_git_promotion(status.phase).await {
+            if set_condition(
+                status,
+                conditions::GIT_PROMOTION,
+                ConditionStatus::False,
+                reasons::AWAITING_GIT_CONFIRMATION,
+                &message,
+            ) {
+                *git = Some(super::promotion::GitOutcome {
+                    reason: reasons::AWAITING_GIT_CONFIRMATION,
+                    message: message.clone(),
+                    commit: None,
+                });
+                self.publish(false, reasons::AWAITING_GIT_CONFIRMATION, message)
+                    .await;
+            }
+            return Some(hooks.interval());
+        }
         match settle(self.ctx, self.r, &version, succeeded, &evidence).await {
             Ok(Some(out)) => {
+                *git = Some(out.clone());
                 let message = format!("{prefix} {}", out.message);
                 set_condition(
                     status,

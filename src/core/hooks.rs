@@ -9,6 +9,8 @@
 //! `event` hooks are only logged. rollgate adds `confirm-git-promotion`, asked before the commit
 //! that promotes the version into the next environment.
 
+pub mod gate;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -155,6 +157,23 @@ impl<'de> Deserialize<'de> for HookType {
     }
 }
 
+impl schemars::JsonSchema for HookType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HookType".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut names: Vec<&str> = vec![""];
+        names.extend(HookType::ALL.iter().map(|t| t.as_str()));
+        schemars::json_schema!({
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
 impl Default for HookType {
     /// An absent type is a `rollout` hook, as in Flagger.
     fn default() -> Self {
@@ -163,12 +182,12 @@ impl Default for HookType {
 }
 
 /// One entry of `spec.analysis.webhooks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HookSpec {
     /// The hook's name (logs and events).
     pub name: String,
-    /// When it is called.
+    /// When it is called (absent or empty: `rollout`).
     #[serde(default, rename = "type")]
     pub kind: HookType,
     /// Where the payload is POSTed. May hold credentials: never log it whole.
@@ -183,10 +202,14 @@ pub struct HookSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Do not alert on this hook's failure.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mute_alert: bool,
     /// Skip TLS certificate verification.
-    #[serde(default, rename = "disableTLS")]
+    #[serde(
+        default,
+        rename = "disableTLS",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub disable_tls: bool,
 }
 

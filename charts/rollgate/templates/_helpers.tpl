@@ -12,6 +12,13 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The tester's pods must never match the controller's selector. */}}
+{{- define "rollgate.testerSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-tester
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: tester
+{{- end -}}
+
 {{- define "rollgate.labels" -}}
 {{ include "rollgate.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}

@@ -166,6 +166,18 @@ pub enum EventReason {
     RolloutCompleted,
     /// An aborted revision is retried.
     RolloutRetried,
+    /// A `confirm-rollout` webhook said no: the new revision waits.
+    RolloutWaiting,
+    /// A `pre-rollout` or `rollout` webhook failed: one failed check, the tick ends.
+    WebhookCheckFailed,
+    /// A `confirm-traffic-increase` webhook said no: the weight stays.
+    TrafficIncreaseHeld,
+    /// A `confirm-promotion` webhook said no: `WaitingPromotion`, checks continue.
+    PromotionWaiting,
+    /// A `rollback` webhook passed: the canary was rolled back.
+    RolledBackByWebhook,
+    /// Failed checks reached the threshold: the canary was rolled back.
+    FailedChecksThreshold,
 }
 
 impl EventReason {
@@ -188,6 +200,12 @@ impl EventReason {
             EventReason::PromotionFailed => "PromotionFailed",
             EventReason::RolloutCompleted => "RolloutCompleted",
             EventReason::RolloutRetried => "RolloutRetried",
+            EventReason::RolloutWaiting => "RolloutWaiting",
+            EventReason::WebhookCheckFailed => "WebhookCheckFailed",
+            EventReason::TrafficIncreaseHeld => "TrafficIncreaseHeld",
+            EventReason::PromotionWaiting => "PromotionWaiting",
+            EventReason::RolledBackByWebhook => "RolledBackByWebhook",
+            EventReason::FailedChecksThreshold => "FailedChecksThreshold",
         }
     }
 }
@@ -370,7 +388,7 @@ impl Machine<'_> {
             return;
         }
         match self.d.status.phase {
-            Phase::Initialized | Phase::Succeeded | Phase::Failed => {}
+            Phase::Initialized | Phase::Waiting | Phase::Succeeded | Phase::Failed => {}
             Phase::Promoting | Phase::Finalising => self.promote_tick(),
             Phase::Progressing | Phase::Paused | Phase::WaitingPromotion => {
                 if self.obs.request == Some(Request::Abort) {

@@ -54,6 +54,15 @@ impl RolloutSpec {
             .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
     }
 
+    /// The Flagger webhooks of the strategy (`strategy.canary.analysis.webhooks` or
+    /// `strategy.blueGreen.webhooks`).
+    pub fn webhooks(&self) -> &[crate::core::hooks::HookSpec] {
+        match &self.strategy {
+            Strategy::Canary(c) => c.analysis.as_ref().map_or(&[], |a| a.webhooks.as_slice()),
+            Strategy::BlueGreen(b) => &b.webhooks,
+        }
+    }
+
     /// The base name of the managed Services (`service.name`, else the target's name).
     pub fn service_name(&self) -> &str {
         self.service
@@ -323,6 +332,10 @@ pub struct CanaryAnalysis {
     /// Shorthand: the checks run every interval (Flagger's `metrics`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<FlaggerMetric>,
+    /// Flagger's webhooks (`confirm-rollout`, `pre-rollout`, `rollout`, ...), with
+    /// Flagger's semantics; allowed with explicit steps and with the shorthand.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::core::hooks::HookSpec>,
 }
 
 impl CanaryAnalysis {
@@ -424,6 +437,9 @@ pub struct BlueGreenStrategy {
     /// Seconds the old version stays scaled up after the switch (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_delay_seconds: Option<u32>,
+    /// Flagger's webhooks, as in `strategy.canary.analysis.webhooks`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<crate::core::hooks::HookSpec>,
 }
 
 /// Argo Rollouts' default `scaleDownDelaySeconds`.
@@ -489,6 +505,17 @@ pub struct RolloutStatus {
     /// retry never reuses a finished run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
+    /// Flagger's `failedChecks`: checks failed by `pre-rollout`/`rollout` webhooks in this
+    /// rollout (with the metric checks of Flagger's shorthand they roll back at
+    /// `threshold`); reset when a rollout starts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_checks: u32,
+    /// The `pre-rollout` webhooks passed for this rollout (the first analysed tick is over).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pre_rollout_passed: bool,
+    /// When the `rollout`/`rollback` webhooks were last asked (once per interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks_checked_at: Option<Timestamp>,
     /// When the canary may be scaled down (blue-green scale-down delay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_at: Option<Timestamp>,
@@ -512,6 +539,8 @@ pub enum Phase {
     /// Seen, primary set up, no rollout yet.
     #[default]
     Initialized,
+    /// A new revision waits for its `confirm-rollout` webhooks (Flagger's `Waiting`).
+    Waiting,
     /// A new revision is being rolled out (steps, analysis).
     Progressing,
     /// Waiting: a pause step, an inconclusive analysis, or a blue-green preview.
@@ -534,6 +563,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Initialized => "Initialized",
+            Phase::Waiting => "Waiting",
             Phase::Progressing => "Progressing",
             Phase::Paused => "Paused",
             Phase::WaitingPromotion => "WaitingPromotion",
@@ -546,7 +576,10 @@ impl Phase {
 
     /// A rollout is under way (not idle, not finished).
     pub fn is_active(self) -> bool {
-        !matches!(self, Phase::Initialized | Phase::Succeeded | Phase::Failed)
+        !matches!(
+            self,
+            Phase::Initialized | Phase::Waiting | Phase::Succeeded | Phase::Failed
+        )
     }
 }
 
