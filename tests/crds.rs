@@ -475,6 +475,7 @@ async fn status_written_from_the_core_types_round_trips_through_server_side_appl
             phase: RunPhase::Running,
             resumed: false,
         }],
+        failed_checks: 1,
         not_ready_since: None,
         retries: 1,
         scale_down_at: None,

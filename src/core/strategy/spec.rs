@@ -481,6 +481,11 @@ pub struct RolloutStatus {
     /// Analysis runs of the current revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis_runs: Vec<AnalysisRunRef>,
+    /// Flagger's `failedChecks`: checks of the shorthand `metrics` that failed during
+    /// this rollout. Never decremented by a passing check; reset when a rollout starts.
+    /// The rollout aborts when it reaches `threshold`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_checks: u32,
     /// Since when the canary (or, while promoting, the primary) has been seen not ready;
     /// the rollout aborts once this is older than the progress deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -599,6 +604,9 @@ pub enum AnalysisKind {
     PrePromotion,
     /// Blue-green: after the switch.
     PostPromotion,
+    /// One of Flagger's checks (shorthand `metrics`): every metric measured once at the
+    /// end of an interval; a failure counts towards `threshold`.
+    Check,
 }
 
 impl AnalysisKind {
@@ -609,6 +617,7 @@ impl AnalysisKind {
             AnalysisKind::Background => "background",
             AnalysisKind::PrePromotion => "pre",
             AnalysisKind::PostPromotion => "post",
+            AnalysisKind::Check => "check",
         }
     }
 }

@@ -1,0 +1,248 @@
+//! Controller behaviour beyond the acceptance scenarios of `tests/controller.rs`, against
+//! the real kube-apiserver and a real Prometheus: Flagger's `threshold` over the
+//! shorthand's checks.
+
+#[path = "support/controller.rs"]
+mod controller;
+#[path = "support/k8s.rs"]
+mod k8s;
+#[path = "support/prometheus.rs"]
+mod prometheus;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use controller::*;
+use kube::api::{Api, ListParams};
+use rollgate::core::strategy::Phase;
+use rollgate::k8s::AnalysisRun;
+
+/// A TCP relay on loopback in front of a real Prometheus: while closed it answers every
+/// connection with `503` (a failed query, so a failed Flagger check); once opened it
+/// forwards bytes both ways. Lets a test make exactly the checks it wants fail.
+struct Gate {
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    open: Arc<AtomicBool>,
+    upstream: Arc<std::sync::Mutex<Option<u16>>>,
+}
+
+impl Gate {
+    fn start() -> Gate {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("addr").port();
+        let open = Arc::new(AtomicBool::new(false));
+        let upstream = Arc::new(std::sync::Mutex::new(None::<u16>));
+        let (o, u) = (open.clone(), upstream.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let target = *u.lock().expect("lock");
+                match target.filter(|_| o.load(Ordering::SeqCst)) {
+                    None => {
+                        let _ = client.set_read_timeout(Some(Duration::from_millis(200)));
+                        let mut buf = [0u8; 4096];
+                        let _ = client.read(&mut buf);
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        );
+                        let _ = client.shutdown(Shutdown::Both);
+                    }
+                    Some(port) => {
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                            continue;
+                        };
+                        let (mut c2, mut s2) = (
+                            client.try_clone().expect("clone"),
+                            server.try_clone().expect("clone"),
+                        );
+                        let mut server = server;
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut c2, &mut s2);
+                            let _ = s2.shutdown(Shutdown::Write);
+                        });
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut server, &mut client);
+                            let _ = client.shutdown(Shutdown::Write);
+                        });
+                    }
+                }
+            }
+        });
+        Gate {
+            url: format!("http://127.0.0.1:{port}"),
+            open,
+            upstream,
+        }
+    }
+
+    /// Forward to the Prometheus at `url` from now on.
+    fn open_to(&self, url: &str) {
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in url");
+        *self.upstream.lock().expect("lock") = Some(port);
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Healthy canary traffic for Flagger's `gatewayapi` success rate (100%).
+fn healthy(ns: &str) -> prometheus::Prometheus {
+    prometheus::Prometheus::start(&prometheus::Backfill::new().counter(
+        "http_request_duration_seconds_count",
+        &format!(
+            r#"kubernetes_namespace="{ns}",kubernetes_pod_name="podinfo-7d9f8b6c5-x2x9k",status="200""#
+        ),
+        10.0,
+    ))
+}
+
+fn shorthand_rollout(threshold: u32) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: podinfo}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
+  service: {{port: 80}}
+  trafficRouting: {{gatewayAPI: {{httpRoute: {{name: podinfo}}}}}}
+  strategy:
+    canary:
+      analysis:
+        interval: 10s
+        threshold: {threshold}
+        stepWeight: 50
+        metrics:
+          - name: request-success-rate
+            interval: 1m
+            thresholdRange: {{min: 99}}
+"#
+    )
+}
+
+/// A namespace with the target, its route and the shorthand Rollout, a kubelet, and a
+/// controller whose Prometheus sits behind a closed [`Gate`].
+async fn flagger_scene(
+    threshold: u32,
+) -> (
+    kube::Client,
+    String,
+    Gate,
+    Running,
+    tokio::task::JoinHandle<()>,
+) {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let client = cp.client().await;
+    let ns = cp.namespace("thr");
+    apply(
+        cp,
+        &ns,
+        &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+    );
+    apply(cp, &ns, &route_yaml("podinfo"));
+    apply(cp, &ns, &shorthand_rollout(threshold));
+    let (_, kubelet) = kubelet(client.clone(), &ns);
+    let gate = Gate::start();
+    let cache = std::env::temp_dir().join(format!("rollgate-gaps-{ns}"));
+    let running = Running::start(client.clone(), &ns, "dev", &gate.url, &cache);
+    wait_for(&client, &ns, "podinfo", 60, "Initialized", initialized).await;
+    set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+    (client, ns, gate, running, kubelet)
+}
+
+async fn check_runs(client: &kube::Client, ns: &str) -> Vec<String> {
+    let mut names: Vec<String> = Api::<AnalysisRun>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list runs")
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .filter(|n| n.contains("-check-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Flagger's `threshold: 2`: one failed check (Prometheus unreachable) holds the weight
+/// for another interval, the next check passes, and the rollout is promoted with the
+/// failed check still counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_check_under_threshold_two_does_not_roll_back() {
+    let (client, ns, gate, _c, _k) = flagger_scene(2).await;
+    let prom = healthy(&ns);
+    let st = wait_for(&client, &ns, "podinfo", 60, "one failed check", |st| {
+        st.failed_checks == 1
+    })
+    .await;
+    assert_eq!(st.phase, Phase::Progressing, "{st:?}");
+    assert_eq!(st.canary_weight, 50, "the weight is held, not rolled back");
+    gate.open_to(&prom.url);
+    let st = wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        90,
+        "Succeeded",
+        phase_is(Phase::Succeeded),
+    )
+    .await;
+    assert_eq!(
+        st.failed_checks, 1,
+        "a passing check does not reset the count"
+    );
+    let runs = check_runs(&client, &ns).await;
+    assert!(
+        runs.iter().any(|n| n.ends_with("-check-1-c0")) && runs.iter().any(|n| n.ends_with("-c1")),
+        "the failed check and the later passing ones are separate runs: {runs:?}"
+    );
+    let reasons: Vec<String> = events(&client, &ns)
+        .await
+        .into_iter()
+        .map(|(_, reason, _)| reason)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "AnalysisCheckFailed"),
+        "{reasons:?}"
+    );
+    assert!(
+        !reasons.iter().any(|r| r == "RolloutAborted"),
+        "{reasons:?}"
+    );
+}
+
+/// The same failed check with `threshold: 1` rolls back at once: weight 0, `Failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failed_check_at_threshold_one_rolls_back() {
+    let (client, ns, _gate, _c, _k) = flagger_scene(1).await;
+    let st = wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        60,
+        "Failed",
+        phase_is(Phase::Failed),
+    )
+    .await;
+    assert_eq!(st.failed_checks, 1);
+    assert_eq!(st.canary_weight, 0);
+    assert!(
+        st.message
+            .as_deref()
+            .is_some_and(|m| m.contains("Failed checks threshold reached 1")),
+        "{st:?}"
+    );
+    let w = read_route_weights(&client, &ns).await;
+    assert_eq!(w, Some((100, 0)), "traffic back on the primary");
+}
+
+async fn read_route_weights(client: &kube::Client, ns: &str) -> Option<(u64, u64)> {
+    let r = route(client, ns, "podinfo").await;
+    rollgate::core::strategy::read_weights(&r, "podinfo-primary", "podinfo-canary")
+}
