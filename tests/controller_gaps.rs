@@ -1,6 +1,6 @@
 //! Controller behaviour beyond the acceptance scenarios of `tests/controller.rs`, against
 //! the real kube-apiserver and a real Prometheus: Flagger's `threshold` over the
-//! shorthand's checks.
+//! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute.
 
 #[path = "support/controller.rs"]
 mod controller;
@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use controller::*;
-use kube::api::{Api, ListParams};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
 use rollgate::core::strategy::Phase;
 use rollgate::k8s::AnalysisRun;
 
@@ -245,4 +248,233 @@ async fn one_failed_check_at_threshold_one_rolls_back() {
 async fn read_route_weights(client: &kube::Client, ns: &str) -> Option<(u64, u64)> {
     let r = route(client, ns, "podinfo").await;
     rollgate::core::strategy::read_weights(&r, "podinfo-primary", "podinfo-canary")
+}
+
+/// The `app` selector values a Service showed, in order (from a watch, so no transient
+/// state is missed).
+fn record_selector(
+    client: kube::Client,
+    ns: &str,
+    service: &str,
+) -> (
+    Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let out = seen.clone();
+    let api: Api<Service> = Api::namespaced(client, ns);
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={service}"));
+    let task = tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, cfg).boxed();
+        while let Some(ev) = stream.next().await {
+            let (Ok(watcher::Event::Apply(svc)) | Ok(watcher::Event::InitApply(svc))) = ev else {
+                continue;
+            };
+            let app = svc
+                .spec
+                .and_then(|s| s.selector)
+                .and_then(|s| s.get("app").cloned())
+                .unwrap_or_default();
+            let mut s = out.lock().expect("lock");
+            if s.last() != Some(&app) {
+                s.push(app);
+            }
+        }
+    });
+    (seen, task)
+}
+
+async fn selector(client: &kube::Client, ns: &str, service: &str) -> String {
+    Api::<Service>::namespaced(client.clone(), ns)
+        .get(service)
+        .await
+        .expect("get service")
+        .spec
+        .and_then(|s| s.selector)
+        .and_then(|s| s.get("app").cloned())
+        .unwrap_or_default()
+}
+
+const OK_QUERY: &str =
+    r#"sum(rate(http_requests_total{service="{{args.service}}",code="200"}[1m]))"#;
+
+/// A blue-green Rollout with no `trafficRouting`: the preview is checked before the switch,
+/// the switch waits for a manual promote, and a post-promotion analysis runs after it.
+fn selector_blue_green(condition: &str) -> (String, String, String) {
+    let rollout = r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 80}
+  strategy:
+    blueGreen:
+      activeService: podinfo-active
+      previewService: podinfo-preview
+      prePromotionAnalysis:
+        templates: [{templateName: pre}]
+        args: [{name: service, value: podinfo-canary}]
+      autoPromotionEnabled: false
+      postPromotionAnalysis:
+        templates: [{templateName: post}]
+        args: [{name: service, value: podinfo-canary}]
+      scaleDownDelaySeconds: 0
+"#
+    .to_owned();
+    (
+        rollout,
+        template_yaml("pre", OK_QUERY, condition),
+        // The post-promotion analysis takes a few seconds, so its moment can be seen.
+        template_yaml("post", OK_QUERY, "result[0] > 5").replace(
+            "interval: 1s\n      count: 2",
+            "interval: 2s\n      count: 3",
+        ),
+    )
+}
+
+async fn selector_scene(
+    condition: &str,
+) -> (
+    kube::Client,
+    String,
+    prometheus::Prometheus,
+    Running,
+    tokio::task::JoinHandle<()>,
+) {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let client = cp.client().await;
+    let ns = cp.namespace("bgsel");
+    let (rollout, pre, post) = selector_blue_green(condition);
+    apply(
+        cp,
+        &ns,
+        &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+    );
+    apply(cp, &ns, &pre);
+    apply(cp, &ns, &post);
+    apply(cp, &ns, &rollout);
+    let (_, kubelet) = kubelet(client.clone(), &ns);
+    let prom = prometheus::Prometheus::start(&prometheus::Backfill::new().counter(
+        "http_requests_total",
+        r#"service="podinfo-canary",code="200""#,
+        10.0,
+    ));
+    let cache = std::env::temp_dir().join(format!("rollgate-gaps-{ns}"));
+    let running = Running::start(client.clone(), &ns, "dev", &prom.url, &cache);
+    wait_for(&client, &ns, "podinfo", 60, "Initialized", initialized).await;
+    (client, ns, prom, running, kubelet)
+}
+
+/// No HTTPRoute: the preview Service selects the new version before the switch, the
+/// active Service moves to it at promotion at once (while the primary still runs the old
+/// version, so the post-promotion analysis sees live traffic on the new one), and returns
+/// to the primary once the primary runs the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_without_a_route_switches_service_selectors() {
+    let (client, ns, _prom, _c, _k) = selector_scene("result[0] > 5").await;
+    let (active, _w) = record_selector(client.clone(), &ns, "podinfo-active");
+    assert_eq!(
+        selector(&client, &ns, "podinfo-active").await,
+        "podinfo-primary"
+    );
+    set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+    wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        60,
+        "paused before the switch",
+        |st| st.phase == Phase::Paused,
+    )
+    .await;
+    assert_eq!(
+        selector(&client, &ns, "podinfo-preview").await,
+        "podinfo",
+        "the preview selects the new version's pods"
+    );
+    assert_eq!(
+        selector(&client, &ns, "podinfo-active").await,
+        "podinfo-primary",
+        "no live traffic on the new version before the switch"
+    );
+    assert_eq!(
+        image(&client, &ns, "podinfo").await.as_deref(),
+        Some("ghcr.io/acme/app:1.1.0")
+    );
+    let api: Api<rollgate::k8s::Rollout> = Api::namespaced(client.clone(), &ns);
+    api.patch(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"metadata": {"annotations": {"rollgate.dev/request": "promote"}}}),
+        ),
+    )
+    .await
+    .expect("promote");
+    wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        60,
+        "post-promotion analysis",
+        |st| {
+            st.analysis_runs.iter().any(|r| r.name.contains("-post"))
+                && st.phase == Phase::Progressing
+        },
+    )
+    .await;
+    assert_eq!(
+        selector(&client, &ns, "podinfo-active").await,
+        "podinfo",
+        "switched to the new version at once"
+    );
+    assert_eq!(
+        image(&client, &ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.0.0"),
+        "the primary still runs the old version during post-promotion analysis"
+    );
+    wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        90,
+        "Succeeded",
+        phase_is(Phase::Succeeded),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        active.lock().expect("lock").clone(),
+        ["podinfo-primary", "podinfo", "podinfo-primary"],
+        "old primary, new version, promoted primary"
+    );
+    assert_eq!(
+        image(&client, &ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.1.0")
+    );
+}
+
+/// A failed pre-promotion analysis leaves the active Service on the old version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_without_a_route_stays_on_the_old_version_when_pre_promotion_fails() {
+    let (client, ns, _prom, _c, _k) = selector_scene("result[0] > 1000").await;
+    let (active, _w) = record_selector(client.clone(), &ns, "podinfo-active");
+    set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+    let st = wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        90,
+        "Failed",
+        phase_is(Phase::Failed),
+    )
+    .await;
+    assert!(st.aborted);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(active.lock().expect("lock").clone(), ["podinfo-primary"]);
+    assert_eq!(
+        image(&client, &ns, "podinfo-primary").await.as_deref(),
+        Some("ghcr.io/acme/app:1.0.0")
+    );
 }

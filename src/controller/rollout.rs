@@ -28,8 +28,8 @@ use super::{
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{
     Action, Condition, ConditionStatus, Decision, EventReason, Observations, Phase, Plan,
-    Readiness, Request, RolloutStatus, RunPhase, Scale, Timestamp, Weight, compile,
-    managed_services, next_with_plan,
+    Readiness, Request, RolloutStatus, RunPhase, Scale, ServiceRole, Timestamp, Weight, compile,
+    managed_services_at, next_with_plan, switches_by_selector,
 };
 use crate::k8s::analysis::AnalysisRunBody;
 use crate::k8s::{AnalysisRun, Rollout};
@@ -296,7 +296,12 @@ impl<'a> Tick<'a> {
         ensure_services(
             &self.ctx.client,
             &self.ns,
-            &managed_services(self.spec(), &label.0, &label.1),
+            &managed_services_at(
+                self.spec(),
+                &label.0,
+                &label.1,
+                Weight::new(self.status.canary_weight).unwrap_or(Weight::ZERO),
+            ),
             owner.clone(),
         )
         .await?;
@@ -363,6 +368,14 @@ impl<'a> Tick<'a> {
                             }
                             Err(e) => return Err(e.into()),
                         }
+                    } else if switches_by_selector(self.spec()) {
+                        // Blue-green without a router: the active Service is the switch.
+                        let active: Vec<_> =
+                            managed_services_at(self.spec(), &label.0, &label.1, *canary)
+                                .into_iter()
+                                .filter(|s| s.role == ServiceRole::Apex)
+                                .collect();
+                        ensure_services(&self.ctx.client, &self.ns, &active, owner.clone()).await?;
                     }
                 }
                 Action::ScaleCanary { to } => {
