@@ -1,6 +1,7 @@
 //! Controller behaviour beyond the acceptance scenarios of `tests/controller.rs`, against
 //! the real kube-apiserver and a real Prometheus: Flagger's `threshold` over the
-//! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute.
+//! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute;
+//! `secretKeyRef` args read from Secrets and never shown.
 
 #[path = "support/controller.rs"]
 mod controller;
@@ -477,4 +478,228 @@ async fn blue_green_without_a_route_stays_on_the_old_version_when_pre_promotion_
         image(&client, &ns, "podinfo-primary").await.as_deref(),
         Some("ghcr.io/acme/app:1.0.0")
     );
+}
+
+/// Everything logged by the whole test binary (all crates, all levels), installed once as
+/// the global subscriber so the controller's tasks on every worker thread are captured.
+fn logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        buf
+    })
+}
+
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const TOKEN: &str = "s3cr3t-7f1e9a-d4c2";
+
+/// A template whose web metric sends `args.token` (from Secret `probe-creds`, key
+/// `token`) in a header and the URL, and a canary Rollout with it as a step analysis.
+fn secret_scene_yaml(url: &str) -> (String, String) {
+    let template = format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: probe}}
+spec:
+  args:
+    - name: token
+      valueFrom: {{secretKeyRef: {{name: probe-creds, key: token}}}}
+  metrics:
+    - name: probe
+      count: 1
+      successCondition: "result == true"
+      provider:
+        web:
+          url: "{url}/check?token={{{{args.token}}}}"
+          headers: [{{key: Authorization, value: "Bearer {{{{args.token}}}}"}}]
+          jsonPath: "{{$.ok}}"
+"#
+    );
+    let rollout = r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {name: podinfo}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 80}
+  strategy:
+    canary:
+      steps:
+        - setWeight: 50
+        - analysis: {templates: [{templateName: probe}]}
+"#
+    .to_owned();
+    (template, rollout)
+}
+
+async fn secret_scene(
+    server: &str,
+) -> (kube::Client, String, Running, tokio::task::JoinHandle<()>) {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let client = cp.client().await;
+    let ns = cp.namespace("sec");
+    let (template, rollout) = secret_scene_yaml(server);
+    apply(
+        cp,
+        &ns,
+        &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+    );
+    apply(cp, &ns, &template);
+    apply(cp, &ns, &rollout);
+    let (_, kubelet) = kubelet(client.clone(), &ns);
+    let cache = std::env::temp_dir().join(format!("rollgate-gaps-{ns}"));
+    let running = Running::start(client.clone(), &ns, "dev", "http://127.0.0.1:9", &cache);
+    wait_for(&client, &ns, "podinfo", 60, "Initialized", initialized).await;
+    (client, ns, running, kubelet)
+}
+
+fn secret_yaml(key: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: probe-creds}}\nstringData: {{{key}: {TOKEN}}}\n"
+    )
+}
+
+/// Everything a user or an operator can see of the namespace: runs, Rollout, Events.
+async fn visible(client: &kube::Client, ns: &str) -> String {
+    let runs = Api::<AnalysisRun>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("runs");
+    let rollout = Api::<rollgate::k8s::Rollout>::namespaced(client.clone(), ns)
+        .get("podinfo")
+        .await
+        .expect("rollout");
+    format!(
+        "{}\n{}\n{:?}",
+        serde_json::to_string(&runs).expect("json"),
+        serde_json::to_string(&rollout).expect("json"),
+        events(client, ns).await
+    )
+}
+
+/// The controller reads the arg from the Secret at measurement time: the web check gets
+/// the real value (header and URL), and the value appears in no run, status, Event or log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_key_ref_args_reach_the_provider_and_nothing_else() {
+    let logs = logs();
+    let server = prometheus::FixedServer::start(200, "application/json", r#"{"ok": true}"#);
+    let (client, ns, _c, _k) = secret_scene(&server.url).await;
+    apply(k8s::shared(), &ns, &secret_yaml("token"));
+    set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+    wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        60,
+        "Succeeded",
+        phase_is(Phase::Succeeded),
+    )
+    .await;
+    let requests = server.requests.lock().expect("lock").clone();
+    assert!(
+        requests.iter().any(
+            |r| r.contains(&format!("Bearer {TOKEN}")) && r.contains(&format!("token={TOKEN}"))
+        ),
+        "the provider got the Secret's value: {requests:?}"
+    );
+    let seen = visible(&client, &ns).await;
+    assert!(seen.contains("probe"), "the check is visible: {seen}");
+    assert!(!seen.contains(TOKEN), "secret value visible: {seen}");
+    let log = String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned();
+    assert!(!log.is_empty(), "logs are captured");
+    assert!(!log.contains(TOKEN), "secret value logged");
+}
+
+/// A missing Secret, then a missing key: the run ends Error with a message naming the
+/// Rollout, the run, the arg and the Secret, and the rollout is aborted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_secret_or_key_is_a_clear_error() {
+    let logs = logs();
+    let server = prometheus::FixedServer::start(200, "application/json", r#"{"ok": true}"#);
+    let (client, ns, _c, _k) = secret_scene(&server.url).await;
+    set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+    let st = wait_for(
+        &client,
+        &ns,
+        "podinfo",
+        60,
+        "Failed",
+        phase_is(Phase::Failed),
+    )
+    .await;
+    assert_eq!(st.canary_weight, 0);
+    let runs = Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("runs")
+        .items;
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].metadata.name.clone().unwrap_or_default();
+    let message = runs[0].status.clone().unwrap_or_default().message;
+    assert_eq!(
+        message,
+        format!(
+            "Unable to resolve metric arguments: Rollout {ns}/podinfo, AnalysisRun {run}: arg \"token\": Secret {ns}/probe-creds not found"
+        )
+    );
+    // The Secret appears without the key; a retry runs the analysis again.
+    apply(k8s::shared(), &ns, &secret_yaml("other"));
+    let api: Api<rollgate::k8s::Rollout> = Api::namespaced(client.clone(), &ns);
+    api.patch(
+        "podinfo",
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"metadata": {"annotations": {"rollgate.dev/request": "retry"}}}),
+        ),
+    )
+    .await
+    .expect("retry");
+    wait_for(&client, &ns, "podinfo", 60, "Failed again", |st| {
+        st.phase == Phase::Failed && st.retries == 1
+    })
+    .await;
+    let retried = Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("runs")
+        .items
+        .into_iter()
+        .find(|r| {
+            r.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("-r1"))
+        })
+        .expect("the retried run");
+    let message = retried.status.unwrap_or_default().message;
+    assert!(
+        message.contains("arg \"token\": key 'token' does not exist in Secret")
+            && message.contains("/probe-creds"),
+        "{message}"
+    );
+    assert!(
+        server.requests.lock().expect("lock").is_empty(),
+        "never measured"
+    );
+    assert!(!visible(&client, &ns).await.contains(TOKEN));
+    let log = String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned();
+    assert!(!log.contains(TOKEN), "secret value logged");
 }

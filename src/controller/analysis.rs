@@ -6,25 +6,29 @@
 //! retention are the core's.
 //!
 //! Also here: building a run's spec from (Cluster)AnalysisTemplates and a Rollout's args,
-//! or from Flagger's shorthand checks.
+//! or from Flagger's shorthand checks; and reading `secretKeyRef` args from Secrets at
+//! measurement time (as Argo does: the values are never stored in the run, and are
+//! replaced by `*****` in every message and metadata the run records).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, Error, FIELD_MANAGER, call};
-use crate::core::analysis::args::{flatten_templates, merge_args};
+use crate::core::analysis::args::{flatten_templates, merge_args, redact, resolve_metric_args};
 use crate::core::analysis::model::{
     AnalysisRunSpec, AnalysisTemplateSpec, Argument, BuiltinMetric, IntOrString, Metric,
     MetricProvider, ThresholdRange,
 };
 use crate::core::analysis::run::{
-    assess, due_metrics, evaluate_measurement, prepare, record_measurement,
+    PreparedRun, assess, due_metrics, evaluate_measurement, prepare, record_measurement,
 };
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
@@ -95,7 +99,14 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
     let before = status.clone();
     let built = match run.annotations().get(super::BUILD_ERROR_ANNOTATION) {
         Some(message) => Err(message.clone()),
-        None => prepare(&run.spec.run).map_err(|e| e.to_string()),
+        None => match prepare(&run.spec.run) {
+            Err(e) => Err(e.to_string()),
+            Ok(prepared) => match secret_args(ctx, run).await {
+                Ok(secrets) => with_secrets(run, prepared, &secrets).map(|(p, m)| (p, m, secrets)),
+                Err(SecretArgError::Api(e)) => return Err(e),
+                Err(e) => Err(format!("Unable to resolve metric arguments: {e}")),
+            },
+        },
     };
     let next = match built {
         Err(message) => {
@@ -106,12 +117,16 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
             status.completed_at = Some(now);
             None
         }
-        Ok(prepared) => {
+        Ok((prepared, with_values, secrets)) => {
+            let secret_values: Vec<String> = secrets.into_values().collect();
             let now = Utc::now();
             let due = due_metrics(&prepared, &status, now);
             let settings = &ctx.config.providers;
             let outcomes = futures::future::join_all(due.iter().map(|&i| {
-                let metric = &prepared.metrics[i].metric;
+                let metric = with_values
+                    .as_ref()
+                    .and_then(|m| m.get(i))
+                    .unwrap_or(&prepared.metrics[i].metric);
                 async move {
                     let started = Utc::now();
                     let outcome = match build(metric, settings) {
@@ -133,15 +148,30 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
                 }
             }))
             .await;
+            let redact_map = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), redact(v, &secret_values)))
+                    .collect()
+            };
             for (i, started, finished, outcome) in outcomes {
-                let measurement =
+                let mut measurement =
                     evaluate_measurement(&prepared.metrics[i], &outcome, started, finished);
                 ctx.telemetry.measurement_completed(measurement.phase);
+                if !secret_values.is_empty() {
+                    measurement.metadata = redact_map(&measurement.metadata);
+                }
                 let metadata = outcome
                     .as_ref()
-                    .map(|o| o.metric_metadata.clone())
+                    .map(|o| redact_map(&o.metric_metadata))
                     .unwrap_or_default();
-                record_measurement(&prepared, &mut status, i, measurement, &metadata, &[]);
+                record_measurement(
+                    &prepared,
+                    &mut status,
+                    i,
+                    measurement,
+                    &metadata,
+                    &secret_values,
+                );
             }
             let assessment = assess(&prepared, &mut status, Utc::now());
             assessment.next_requeue
@@ -167,6 +197,164 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
 pub fn error_policy(run: Arc<AnalysisRun>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(run = %run.name_any(), %error, "analysis run reconcile failed");
     Action::requeue(Duration::from_secs(5))
+}
+
+/// Why a `secretKeyRef` arg could not be read; the run ends Error with this text (which
+/// names the run, the arg and the Secret, never a value).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretArgError {
+    /// The Secret does not exist in the run's namespace.
+    #[error("{run}: arg \"{arg}\": Secret {namespace}/{secret} not found")]
+    SecretNotFound {
+        /// `Rollout ns/name, AnalysisRun name` (or `AnalysisRun ns/name`).
+        run: String,
+        /// The arg's name.
+        arg: String,
+        /// The run's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
+    /// The Secret has no such key.
+    #[error("{run}: arg \"{arg}\": key '{key}' does not exist in Secret {namespace}/{secret}")]
+    KeyNotFound {
+        /// As in [`SecretArgError::SecretNotFound`].
+        run: String,
+        /// The arg's name.
+        arg: String,
+        /// The key.
+        key: String,
+        /// The run's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
+    /// The key's value is not UTF-8 text.
+    #[error("{run}: arg \"{arg}\": key '{key}' of Secret {namespace}/{secret} is not UTF-8 text")]
+    NotText {
+        /// As in [`SecretArgError::SecretNotFound`].
+        run: String,
+        /// The arg's name.
+        arg: String,
+        /// The key.
+        key: String,
+        /// The run's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
+    /// The API server failed (retried).
+    #[error(transparent)]
+    Api(#[from] Error),
+}
+
+/// The values of `run`'s `secretKeyRef` args by arg name, read now from Secrets in the
+/// run's namespace (empty when it has none).
+///
+/// # Errors
+/// [`SecretArgError`]: a missing Secret or key, a non-text value, an API failure.
+pub async fn secret_args(
+    ctx: &Context,
+    run: &AnalysisRun,
+) -> Result<BTreeMap<String, String>, SecretArgError> {
+    let mut out = BTreeMap::new();
+    let refs: Vec<_> = run
+        .spec
+        .run
+        .args
+        .iter()
+        .filter_map(|a| {
+            a.value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .map(|r| (a.name.as_str(), r))
+        })
+        .collect();
+    if refs.is_empty() {
+        return Ok(out);
+    }
+    let ns = run.namespace().unwrap_or_default();
+    let who = match run.labels().get(super::ROLLOUT_LABEL) {
+        Some(r) => format!("Rollout {ns}/{r}, AnalysisRun {}", run.name_any()),
+        None => format!("AnalysisRun {ns}/{}", run.name_any()),
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    for (arg, r) in refs {
+        let object = format!("Secret {ns}/{}", r.name);
+        let secret = call("get", &object, api.get_opt(&r.name)).await?;
+        let Some(secret) = secret else {
+            return Err(SecretArgError::SecretNotFound {
+                run: who,
+                arg: arg.to_owned(),
+                namespace: ns,
+                secret: r.name.clone(),
+            });
+        };
+        let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
+            return Err(SecretArgError::KeyNotFound {
+                run: who,
+                arg: arg.to_owned(),
+                key: r.key.clone(),
+                namespace: ns,
+                secret: r.name.clone(),
+            });
+        };
+        let Ok(value) = String::from_utf8(bytes.0.clone()) else {
+            return Err(SecretArgError::NotText {
+                run: who,
+                arg: arg.to_owned(),
+                key: r.key.clone(),
+                namespace: ns,
+                secret: r.name.clone(),
+            });
+        };
+        out.insert(arg.to_owned(), value);
+    }
+    Ok(out)
+}
+
+/// The metrics as the providers see them, with the secret values substituted (`None`
+/// when the run has no secret args: the prepared metrics are already final).
+type ProviderMetrics = Option<Vec<Metric>>;
+
+/// Substitute the secret values into `run`'s metrics for the providers.
+fn with_secrets(
+    run: &AnalysisRun,
+    prepared: PreparedRun,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(PreparedRun, ProviderMetrics), String> {
+    if secrets.is_empty() {
+        return Ok((prepared, None));
+    }
+    let args: Vec<Argument> = run
+        .spec
+        .run
+        .args
+        .iter()
+        .map(|a| match secrets.get(&a.name) {
+            Some(v) => Argument {
+                name: a.name.clone(),
+                value: Some(v.clone()),
+                value_from: None,
+            },
+            None => a.clone(),
+        })
+        .collect();
+    let values: Vec<String> = secrets.values().cloned().collect();
+    let metrics = run
+        .spec
+        .run
+        .metrics
+        .iter()
+        .map(|m| resolve_metric_args(m, &args))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "Unable to resolve metric arguments: {}",
+                redact(&e, &values)
+            )
+        })?;
+    Ok((prepared, Some(metrics)))
 }
 
 /// Why a run spec could not be built; the run is created in phase Error with this text.
