@@ -35,9 +35,9 @@ const VALUES: [&str; 8] = [
     "--set",
     "environment=staging",
     "--set",
-    "gitops.repository=https://git.example.com/deploys.git",
+    "prometheus.address=http://prom.example.com:9090",
     "--set",
-    "prometheus.credentialsSecret=prom-creds",
+    "extraSecrets={prom-creds}",
     "--set",
     "replicaCount=2",
 ];
@@ -127,8 +127,7 @@ fn template_renders_every_part_and_refuses_missing_environment() {
     for want in [
         "ROLLGATE_ENVIRONMENT",
         "staging",
-        "https://git.example.com/deploys.git",
-        "rollgate-git-credentials",
+        "http://prom.example.com:9090",
         "ROLLGATE_LEASE_NAME",
     ] {
         assert!(
