@@ -1,10 +1,13 @@
 //! Controller behaviour beyond the acceptance scenarios of `tests/controller.rs`, against
 //! the real kube-apiserver and a real Prometheus: Flagger's `threshold` over the
 //! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute;
-//! `secretKeyRef` args read from Secrets and never shown.
+//! `secretKeyRef` args read from Secrets and never shown; `rollgate controller` ready
+//! only once its caches synced, with approvals fed from the PromotionPolicies it sees.
 
 #[path = "support/controller.rs"]
 mod controller;
+#[path = "support/git.rs"]
+mod git;
 #[path = "support/k8s.rs"]
 mod k8s;
 #[path = "support/prometheus.rs"]
@@ -702,4 +705,186 @@ async fn missing_secret_or_key_is_a_clear_error() {
     assert!(!visible(&client, &ns).await.contains(TOKEN));
     let log = String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned();
     assert!(!log.contains(TOKEN), "secret value logged");
+}
+
+/// `rollgate controller` (the binary) for namespace `ns` with leader election off, its
+/// HTTP server on a free port; killed on drop.
+struct Binary {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Binary {
+    fn start(kubeconfig: &std::path::Path, ns: &str, cache: &std::path::Path) -> Binary {
+        let port = prometheus::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_rollgate"))
+            .args(["controller", "-n", ns, "--git-cache"])
+            .arg(cache)
+            .env("KUBECONFIG", kubeconfig)
+            .env("ROLLGATE_ENVIRONMENT", "dev")
+            .env("ROLLGATE_HTTP_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("ROLLGATE_LEADER_ELECTION", "false")
+            .env("ROLLGATE_LOG", "info")
+            .env_remove("ROLLGATE_PROMETHEUS_ADDRESS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start rollgate controller");
+        Binary { child, port }
+    }
+
+    /// Status and body of `GET path`, once the server answers at all (up to 30 s).
+    async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(&url).await {
+                let status = r.status().as_u16();
+                return (status, r.text().await.unwrap_or_default());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("rollgate controller never answered {url}");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// With an API server that never answers, the controller starts (healthy) but its caches
+/// never sync, so it never reports ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_stays_unready_while_the_caches_cannot_sync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: nobody}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n",
+            prometheus::free_port()
+        ),
+    )
+    .expect("write kubeconfig");
+    let c = Binary::start(&kubeconfig, "default", dir.path());
+    assert_eq!(c.get("/healthz").await.0, 200, "the process is up");
+    for _ in 0..30 {
+        let (status, body) = c.get("/readyz").await;
+        assert_eq!(status, 503, "ready without synced caches: {body}");
+        assert!(body.contains("caches not synced"), "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const APPROVER: &str = r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {name: approver}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: promotion-approver}
+rules:
+  - apiGroups: [rollgate.dev]
+    resources: [promotionpolicies]
+    verbs: [approve]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: approver}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: promotion-approver}
+subjects: [{kind: ServiceAccount, name: approver}]
+"#;
+
+/// A running `rollgate controller` becomes ready once its caches synced, and
+/// `POST /api/v1/approvals` with a real ServiceAccount token lands a promotion that waits
+/// for approval, through the PromotionPolicy the controller found in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_work_in_a_running_controller() {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let ns = cp.namespace("appr");
+    apply(cp, &ns, APPROVER);
+    let repo = git::Fixture::new(&[
+        ("app/values-dev.yaml", &git::values("1.2.3")),
+        ("app/values-staging.yaml", &git::values("1.2.3")),
+        ("app/values-prod.yaml", &git::values("1.2.1")),
+    ]);
+    let envs = [
+        ("dev", "app/values-dev.yaml", "image.tag", false),
+        ("staging", "app/values-staging.yaml", "image.tag", false),
+        ("prod", "app/values-prod.yaml", "image.tag", true),
+    ];
+    let text = git::policy_text("podinfo", &repo.url(), &envs);
+    // staging → prod waits for approval on a branch.
+    let out = repo.rollgate(&[
+        "promote",
+        "--policy",
+        &repo
+            .policy("policy.yaml", "podinfo", &envs)
+            .display()
+            .to_string(),
+        "--app",
+        "podinfo",
+        "--to",
+        "prod",
+        "--version",
+        "1.2.3",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        git::json(&out)["result"],
+        "pendingApproval",
+        "{}",
+        git::show(&out)
+    );
+    apply(cp, &ns, &text);
+
+    let cache = tempfile::tempdir().expect("temp dir");
+    let c = Binary::start(cp.kubeconfig(), &ns, cache.path());
+    let mut ready = false;
+    for _ in 0..300 {
+        if c.get("/readyz").await.0 == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the controller became ready once its caches synced");
+
+    let (ok, token, err) = cp.kubectl(
+        &["create", "token", "approver", "-n", &ns, "--duration=10m"],
+        None,
+    );
+    assert!(ok, "token: {err}");
+    let url = format!("http://127.0.0.1:{}/api/v1/approvals", c.port);
+    let body = r#"{"app":"podinfo","env":"prod","version":"1.2.3"}"#;
+    let http = reqwest::Client::new();
+    let forbidden = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forbidden.status().as_u16(), 401, "no token, no approval");
+    let r = http
+        .post(&url)
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    let answer: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"], "landed", "{answer}");
+    assert!(
+        repo.remote_file("app/values-prod.yaml")
+            .contains("\"1.2.3\""),
+        "prod has the version on main"
+    );
 }

@@ -134,10 +134,11 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
         .await
         .map_err(|e| UsageError(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
     let state = ServerState::new(client.clone(), telemetry.clone());
-    let readiness = state.readiness.clone();
+    // Ready once the reconcilers' caches have synced; approvals follow the policies seen.
+    config.readiness = Some(state.readiness.clone());
+    config.approvals = Some(state.approvals.clone());
     let http = tokio::spawn(serve(listener, state, shutdown.wait()));
     tracing::info!(env = %config.environment, "rollgate controller starting");
-    readiness.caches_synced();
     crate::controller::run(client, config, leader, telemetry, shutdown.wait()).await;
     if let Some(election) = election {
         election.await.context("leader election task")?;
