@@ -2,7 +2,8 @@
 //! the real kube-apiserver and a real Prometheus: Flagger's `threshold` over the
 //! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute;
 //! `secretKeyRef` args read from Secrets and never shown; `rollgate controller` ready
-//! only once its caches synced, with approvals fed from the PromotionPolicies it sees.
+//! only once its caches synced, with approvals fed from the PromotionPolicies it sees;
+//! AnalysisRun `ttlStrategy`.
 
 #[path = "support/controller.rs"]
 mod controller;
@@ -887,4 +888,108 @@ async fn approvals_work_in_a_running_controller() {
             .contains("\"1.2.3\""),
         "prod has the version on main"
     );
+}
+
+fn ttl_run(name: &str, url: &str, condition: &str, ttl: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: AnalysisRun
+metadata: {{name: {name}}}
+spec:
+  {ttl}
+  metrics:
+    - name: probe
+      count: 1
+      successCondition: "{condition}"
+      provider:
+        web: {{url: "{url}/ok", jsonPath: "{{$.ok}}"}}
+"#
+    )
+}
+
+/// Argo's `ttlStrategy`: a Successful run goes `secondsAfterSuccess` after completing, a
+/// Failed one `secondsAfterFailure`; a run without a TTL, or whose outcome has no value
+/// and no `secondsAfterCompletion`, stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_are_deleted_after_their_ttl() {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let client = cp.client().await;
+    let ns = cp.namespace("ttl");
+    let server = prometheus::FixedServer::start(200, "application/json", r#"{"ok": true}"#);
+    let cache = std::env::temp_dir().join(format!("rollgate-gaps-{ns}"));
+    let _c = Running::start(client.clone(), &ns, "dev", "http://127.0.0.1:9", &cache);
+    let pass = "result == true";
+    let fail = "result == false";
+    for (name, condition, ttl) in [
+        (
+            "pass-ttl",
+            pass,
+            "ttlStrategy: {secondsAfterSuccess: 2, secondsAfterCompletion: 600}",
+        ),
+        (
+            "fail-ttl",
+            fail,
+            "ttlStrategy: {secondsAfterFailure: 3, secondsAfterSuccess: 600}",
+        ),
+        ("pass-no-ttl", pass, "terminate: false"),
+        (
+            "pass-failure-only",
+            pass,
+            "ttlStrategy: {secondsAfterFailure: 1}",
+        ),
+    ] {
+        apply(cp, &ns, &ttl_run(name, &server.url, condition, ttl));
+    }
+    let api: Api<AnalysisRun> = Api::namespaced(client.clone(), &ns);
+    let mut completed: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+        Default::default();
+    let mut deleted: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+        Default::default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while deleted.len() < 2 && tokio::time::Instant::now() < deadline {
+        for name in ["pass-ttl", "fail-ttl"] {
+            if deleted.contains_key(name) {
+                continue;
+            }
+            match api.get_opt(name).await.expect("get run") {
+                Some(run) => {
+                    if let Some(at) = run.status.and_then(|s| s.completed_at) {
+                        completed.insert(name.to_owned(), at);
+                    }
+                }
+                None => {
+                    deleted.insert(name.to_owned(), chrono::Utc::now());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (name, ttl) in [("pass-ttl", 2), ("fail-ttl", 3)] {
+        let done = completed
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} never completed"));
+        let gone = deleted
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} never deleted"));
+        assert!(
+            *gone - *done > chrono::TimeDelta::seconds(ttl),
+            "{name} deleted {:?} after completing, before its TTL of {ttl}s",
+            *gone - *done
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in ["pass-no-ttl", "pass-failure-only"] {
+        let run = api
+            .get_opt(name)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{name} was deleted"));
+        let phase = run.status.map(|s| s.phase);
+        assert_eq!(
+            phase,
+            Some(rollgate::core::analysis::value::AnalysisPhase::Successful),
+            "{name} completed and stays"
+        );
+    }
 }

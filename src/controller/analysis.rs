@@ -28,7 +28,7 @@ use crate::core::analysis::model::{
     MetricProvider, ThresholdRange,
 };
 use crate::core::analysis::run::{
-    PreparedRun, assess, due_metrics, evaluate_measurement, prepare, record_measurement,
+    PreparedRun, assess, due_metrics, evaluate_measurement, prepare, record_measurement, ttl_expiry,
 };
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
@@ -94,7 +94,7 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
     let name = run.name_any();
     let mut status = core_status(run);
     if status.phase.is_completed() {
-        return Ok(Action::await_change());
+        return expire(ctx, run, &status).await;
     }
     let before = status.clone();
     let built = match run.annotations().get(super::BUILD_ERROR_ANNOTATION) {
@@ -185,12 +185,49 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
         }
     }
     if status.phase.is_completed() {
-        return Ok(Action::await_change());
+        return expire(ctx, run, &status).await;
     }
     let wait = next
         .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
         .unwrap_or(Duration::from_secs(10));
     Ok(Action::requeue(wait + Duration::from_millis(5)))
+}
+
+/// A completed run: delete it once its `ttlStrategy` has expired (strictly after the
+/// deadline, as Argo), or look again at the deadline; without a TTL, wait for a change.
+async fn expire(ctx: &Context, run: &AnalysisRun, status: &CoreStatus) -> Result<Action, Error> {
+    let Some(deadline) = ttl_expiry(
+        run.spec.run.ttl_strategy.as_ref(),
+        status.phase,
+        status.completed_at,
+    ) else {
+        return Ok(Action::await_change());
+    };
+    let now = Utc::now();
+    if now <= deadline {
+        let wait = (deadline - now).to_std().unwrap_or(Duration::ZERO);
+        return Ok(Action::requeue(wait + Duration::from_millis(50)));
+    }
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    match call(
+        "delete",
+        &format!("AnalysisRun {ns}/{name}"),
+        api.delete(&name, &kube::api::DeleteParams::default()),
+    )
+    .await
+    {
+        Ok(_) => {
+            tracing::info!(run = %name, namespace = %ns, phase = status.phase.as_str(), "AnalysisRun deleted by its ttlStrategy");
+            Ok(Action::await_change())
+        }
+        Err(Error::Api {
+            source: kube::Error::Api(ref s),
+            ..
+        }) if s.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Back off after a failed reconcile.
