@@ -113,7 +113,7 @@ fn template_renders_every_part_and_refuses_missing_environment() {
             .iter()
             .filter(|k| *k == "CustomResourceDefinition")
             .count(),
-        5
+        6
     );
     // Values reach the controller.
     let d = docs(&out);
@@ -263,6 +263,8 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ),
         ("list", "rollgate.dev", "clusteranalysistemplates", "", ""),
         ("get", "rollgate.dev", "analysistemplates", app, "t"),
+        ("get", "rollgate.dev", "metrictemplates", app, "m"),
+        ("get", "flagger.app", "metrictemplates", app, "m"),
         ("create", "rollgate.dev", "analysisruns", app, ""),
         ("delete", "rollgate.dev", "analysisruns", app, "r"),
         ("patch", "rollgate.dev", "analysisruns/status", app, "r"),
@@ -316,6 +318,7 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ("update", "rollgate.dev", "rollouts", app, "podinfo"),
         ("delete", "rollgate.dev", "rollouts", app, "podinfo"),
         ("create", "rollgate.dev", "analysistemplates", app, ""),
+        ("update", "rollgate.dev", "metrictemplates", app, "m"),
         ("update", "rollgate.dev", "promotionpolicies", app, "p"),
         ("delete", "apps", "deployments", app, "podinfo"),
         ("delete", "", "services", app, "podinfo"),

@@ -3,7 +3,7 @@
 //! shorthand's checks; blue-green by Service selectors when there is no HTTPRoute;
 //! `secretKeyRef` args read from Secrets and never shown; `rollgate controller` ready
 //! only once its caches synced, with approvals fed from the PromotionPolicies it sees;
-//! AnalysisRun `ttlStrategy`.
+//! AnalysisRun `ttlStrategy`; the shorthand's `metrics[].templateRef` to a MetricTemplate.
 
 #[path = "support/controller.rs"]
 mod controller;
@@ -991,5 +991,131 @@ async fn finished_runs_are_deleted_after_their_ttl() {
             Some(rollgate::core::analysis::value::AnalysisPhase::Successful),
             "{name} completed and stays"
         );
+    }
+}
+
+fn template_rollout(template: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: podinfo}}
+spec:
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
+  service: {{port: 80}}
+  strategy:
+    canary:
+      analysis:
+        interval: 10s
+        threshold: 1
+        stepWeight: 100
+        metrics:
+          - name: ok-rate
+            interval: 2m
+            templateRef: {{name: {template}}}
+            templateVariables: {{code: "200"}}
+            thresholdRange: {{min: 5}}
+"#
+    )
+}
+
+const METRIC_TEMPLATE: &str = r#"apiVersion: rollgate.dev/v1alpha1
+kind: MetricTemplate
+metadata: {name: ok-rate}
+spec:
+  provider: {type: prometheus}
+  query: |
+    sum(rate(http_request_duration_seconds_count{
+      kubernetes_namespace="{{ namespace }}",
+      kubernetes_pod_name=~"{{ target }}-.*",
+      status="{{ variables.code }}"
+    }[{{ interval }}]))
+"#;
+
+/// `metrics[].templateRef` names a MetricTemplate read from the API server: its query is
+/// rendered for the Rollout (namespace, target, interval, variables) and checked against
+/// `thresholdRange`; a template that does not exist fails the check, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_ref_metrics_come_from_metric_templates() {
+    let cp = k8s::shared();
+    install_crds(cp);
+    let (ok, _, err) = cp.kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/metrictemplates.rollgate.dev",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let client = cp.client().await;
+    let logs = logs();
+    for (template, passes) in [("ok-rate", true), ("missing", false)] {
+        let ns = cp.namespace("mtpl");
+        let prom = healthy(&ns);
+        apply(
+            cp,
+            &ns,
+            &deployment_yaml("podinfo", "ghcr.io/acme/app:1.0.0"),
+        );
+        apply(cp, &ns, METRIC_TEMPLATE);
+        apply(cp, &ns, &template_rollout(template));
+        let (_, _k) = kubelet(client.clone(), &ns);
+        let cache = std::env::temp_dir().join(format!("rollgate-gaps-{ns}"));
+        let _c = Running::start(client.clone(), &ns, "dev", &prom.url, &cache);
+        wait_for(&client, &ns, "podinfo", 60, "Initialized", initialized).await;
+        set_image(&client, &ns, "podinfo", "ghcr.io/acme/app:1.1.0").await;
+        let want = if passes {
+            Phase::Succeeded
+        } else {
+            Phase::Failed
+        };
+        let st = tokio::time::timeout(
+            Duration::from_secs(40),
+            wait_for(&client, &ns, "podinfo", 90, "finished", phase_is(want)),
+        )
+        .await;
+        if st.is_err() {
+            let log = String::from_utf8_lossy(&logs.lock().expect("lock")).into_owned();
+            let warn: Vec<&str> = log.lines().filter(|l| l.contains("WARN")).collect();
+            panic!("not finished; warnings:\n{}", warn.join("\n"));
+        }
+        let runs = Api::<AnalysisRun>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .expect("runs")
+            .items;
+        let check = runs
+            .iter()
+            .find(|r| {
+                r.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.contains("-check-"))
+            })
+            .expect("a check run");
+        let status = check.status.clone().unwrap_or_default();
+        if passes {
+            let spec = serde_json::to_string(&check.spec).expect("json");
+            for rendered in [
+                &format!(r#"kubernetes_namespace=\"{ns}\""#),
+                r#"kubernetes_pod_name=~\"podinfo-.*\""#,
+                r#"status=\"200\""#,
+                "[2m]",
+            ] {
+                assert!(spec.contains(rendered), "{rendered} not in {spec}");
+            }
+            assert_eq!(status.phase.as_str(), "Successful", "{status:?}");
+        } else {
+            assert_eq!(status.phase.as_str(), "Error", "{status:?}");
+            assert!(
+                status
+                    .message
+                    .contains(&format!("MetricTemplate {ns}/missing"))
+                    && status.message.contains("not found"),
+                "{}",
+                status.message
+            );
+        }
     }
 }

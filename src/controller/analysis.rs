@@ -32,6 +32,7 @@ use crate::core::analysis::run::{
 };
 use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
+use crate::core::metrics::flagger::MetricTemplateSpec;
 use crate::core::strategy::{AnalysisSource, FlaggerMetric};
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::providers::{ProviderError, build};
@@ -477,10 +478,16 @@ pub async fn build_run_spec(
             metrics,
             ..
         } => {
-            let metrics = metrics
-                .iter()
-                .map(|m| flagger_metric(m, namespace, target, *interval_secs))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::with_capacity(metrics.len());
+            for m in metrics {
+                out.push(match &m.template_ref {
+                    None => flagger_metric(m, namespace, target, *interval_secs)?,
+                    Some(r) => {
+                        template_metric(ctx, m, r, namespace, target, *interval_secs).await?
+                    }
+                });
+            }
+            let metrics = out;
             Ok(AnalysisRunSpec {
                 metrics,
                 ..AnalysisRunSpec::default()
@@ -497,12 +504,6 @@ fn flagger_metric(
     target: &str,
     interval_secs: u64,
 ) -> Result<Metric, BuildError> {
-    if m.template_ref.is_some() {
-        return Err(BuildError::Invalid(format!(
-            "analysis.metrics {}: templateRef (Flagger MetricTemplate) is not supported by the controller yet",
-            m.name
-        )));
-    }
     Ok(Metric {
         name: m.name.clone(),
         interval: Some(format!("{interval_secs}s")),
@@ -525,6 +526,106 @@ fn flagger_metric(
         },
         ..Metric::default()
     })
+}
+
+/// Flagger's `MetricTemplate` named by a shorthand metric's `templateRef`: rollgate's
+/// own kind (`metrictemplates.rollgate.dev`) first, then Flagger's
+/// (`metrictemplates.flagger.app/v1beta1`, when that CRD is installed), in the
+/// `templateRef`'s namespace (default: the Rollout's).
+async fn metric_template(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<MetricTemplateSpec>, BuildError> {
+    let api: Api<crate::k8s::MetricTemplate> = Api::namespaced(ctx.client.clone(), namespace);
+    let object = format!("MetricTemplate {namespace}/{name}");
+    match call("get", &object, api.get(name)).await {
+        Ok(t) => return Ok(Some(t.spec.template)),
+        // Not there, or rollgate's MetricTemplate CRD is not installed: try Flagger's.
+        Err(Error::Api {
+            source: kube::Error::Api(ref s),
+            ..
+        }) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let gvk = kube::api::GroupVersionKind::gvk("flagger.app", "v1beta1", "MetricTemplate");
+    let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "metrictemplates");
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &resource);
+    // A 404 is both "no such object" and "Flagger's CRD is not installed" (the latter
+    // without a Status body, so `get_opt` would not see it as absent).
+    let obj = match call("get", &object, api.get(name)).await {
+        Ok(obj) => obj,
+        Err(Error::Api {
+            source: kube::Error::Api(ref s),
+            ..
+        }) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let spec = obj.data.get("spec").cloned().unwrap_or_default();
+    serde_json::from_value(spec).map(Some).map_err(|e| {
+        BuildError::Invalid(format!(
+            "MetricTemplate {namespace}/{name} (flagger.app): spec: {e}"
+        ))
+    })
+}
+
+/// One Flagger check from a `MetricTemplate`: the query rendered for the Rollout
+/// (`{{ namespace }}`, `{{ target }}`, `{{ interval }}`, `{{ variables.KEY }}` ...),
+/// checked Flagger's way against `thresholdRange`, measured once per check run.
+async fn template_metric(
+    ctx: &Context,
+    m: &FlaggerMetric,
+    r: &crate::core::strategy::MetricTemplateRef,
+    namespace: &str,
+    target: &str,
+    interval_secs: u64,
+) -> Result<Metric, BuildError> {
+    let template_ns = r.namespace.as_deref().unwrap_or(namespace);
+    let Some(spec) = metric_template(ctx, template_ns, &r.name).await? else {
+        return Err(BuildError::TemplateNotFound {
+            kind: "MetricTemplate",
+            name: format!(
+                "{template_ns}/{} (analysis.metrics {:?}.templateRef)",
+                r.name, m.name
+            ),
+        });
+    };
+    if spec.provider.secret_ref.is_some() {
+        return Err(BuildError::Invalid(format!(
+            "MetricTemplate {template_ns}/{}: spec.provider.secretRef is not supported by the controller; give the credentials in the address",
+            r.name
+        )));
+    }
+    let template = crate::core::metrics::MetricTemplate {
+        api_version: String::new(),
+        kind: String::new(),
+        metadata: crate::core::metrics::TemplateMetadata {
+            name: r.name.clone(),
+            namespace: Some(template_ns.to_owned()),
+        },
+        spec,
+    };
+    let mut model = crate::core::metrics::TemplateModel::new(namespace, target);
+    if let Some(i) = &m.interval {
+        model.interval = i.as_str().to_owned();
+    }
+    model.variables = m.template_variables.clone();
+    let usage = crate::core::metrics::TemplateUse {
+        metric_name: Some(m.name.clone()),
+        model,
+        threshold_range: m.threshold_range.map(|t| ThresholdRange {
+            min: t.min,
+            max: t.max,
+        }),
+    };
+    let mut metric = template
+        .to_metric(&usage)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    metric.interval = Some(format!("{interval_secs}s"));
+    metric.count = Some(IntOrString::Int(1));
+    metric.failure_limit = Some(IntOrString::Int(0));
+    Ok(metric)
 }
 
 /// Mark a just-created run as Error with `message` (a run that cannot be built still
