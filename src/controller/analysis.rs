@@ -267,6 +267,20 @@ pub enum SecretArgError {
         /// The Secret's name.
         secret: String,
     },
+    /// The controller may not read the Secret (RBAC).
+    #[error(
+        "{run}: arg \"{arg}\": the controller may not read Secret {namespace}/{secret} (grant its ServiceAccount get on it)"
+    )]
+    Forbidden {
+        /// As in [`SecretArgError::SecretNotFound`].
+        run: String,
+        /// The arg's name.
+        arg: String,
+        /// The run's namespace.
+        namespace: String,
+        /// The Secret's name.
+        secret: String,
+    },
     /// The key's value is not UTF-8 text.
     #[error("{run}: arg \"{arg}\": key '{key}' of Secret {namespace}/{secret} is not UTF-8 text")]
     NotText {
@@ -319,7 +333,21 @@ pub async fn secret_args(
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     for (arg, r) in refs {
         let object = format!("Secret {ns}/{}", r.name);
-        let secret = call("get", &object, api.get_opt(&r.name)).await?;
+        let secret = match call("get", &object, api.get_opt(&r.name)).await {
+            Ok(s) => s,
+            Err(Error::Api {
+                source: kube::Error::Api(ref s),
+                ..
+            }) if s.code == 403 => {
+                return Err(SecretArgError::Forbidden {
+                    run: who,
+                    arg: arg.to_owned(),
+                    namespace: ns,
+                    secret: r.name.clone(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Some(secret) = secret else {
             return Err(SecretArgError::SecretNotFound {
                 run: who,
