@@ -35,9 +35,9 @@ const VALUES: [&str; 8] = [
     "--set",
     "environment=staging",
     "--set",
-    "gitops.repository=https://git.example.com/deploys.git",
+    "prometheus.address=http://prom.example.com:9090",
     "--set",
-    "prometheus.credentialsSecret=prom-creds",
+    "extraSecrets={prom-creds}",
     "--set",
     "replicaCount=2",
 ];
@@ -113,7 +113,7 @@ fn template_renders_every_part_and_refuses_missing_environment() {
             .iter()
             .filter(|k| *k == "CustomResourceDefinition")
             .count(),
-        5
+        6
     );
     // Values reach the controller.
     let d = docs(&out);
@@ -127,8 +127,7 @@ fn template_renders_every_part_and_refuses_missing_environment() {
     for want in [
         "ROLLGATE_ENVIRONMENT",
         "staging",
-        "https://git.example.com/deploys.git",
-        "rollgate-git-credentials",
+        "http://prom.example.com:9090",
         "ROLLGATE_LEASE_NAME",
     ] {
         assert!(
@@ -400,6 +399,8 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ),
         ("list", "rollgate.dev", "clusteranalysistemplates", "", ""),
         ("get", "rollgate.dev", "analysistemplates", app, "t"),
+        ("get", "rollgate.dev", "metrictemplates", app, "m"),
+        ("get", "flagger.app", "metrictemplates", app, "m"),
         ("create", "rollgate.dev", "analysisruns", app, ""),
         ("delete", "rollgate.dev", "analysisruns", app, "r"),
         ("patch", "rollgate.dev", "analysisruns/status", app, "r"),
@@ -458,6 +459,7 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ("update", "rollgate.dev", "rollouts", app, "podinfo"),
         ("delete", "rollgate.dev", "rollouts", app, "podinfo"),
         ("create", "rollgate.dev", "analysistemplates", app, ""),
+        ("update", "rollgate.dev", "metrictemplates", app, "m"),
         ("update", "rollgate.dev", "promotionpolicies", app, "p"),
         ("delete", "apps", "deployments", app, "podinfo"),
         ("delete", "", "services", app, "podinfo"),

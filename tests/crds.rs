@@ -31,7 +31,7 @@ fn rollgate_crds() -> String {
 fn crd_files_match_the_types() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let crds = rollgate::k8s::crds().expect("generate CRDs");
-    assert_eq!(crds.len(), 5, "five kinds");
+    assert_eq!(crds.len(), 6, "six kinds");
     for dir in ["crds", "charts/rollgate/crds"] {
         let mut expected_files: Vec<String> = Vec::new();
         for crd in &crds {
@@ -82,6 +82,7 @@ fn rollgate_crds_prints_every_crd_once() {
             "clusteranalysistemplates.rollgate.dev",
             "analysisruns.rollgate.dev",
             "promotionpolicies.rollgate.dev",
+            "metrictemplates.rollgate.dev",
         ]
     );
 }
@@ -108,7 +109,7 @@ fn installed() -> &'static k8s::ControlPlane {
             ok,
             "rollgate crds | kubectl apply --server-side -f - failed:\n{err}"
         );
-        assert_eq!(out.matches("serverside-applied").count(), 5, "{out}");
+        assert_eq!(out.matches("serverside-applied").count(), 6, "{out}");
         let (ok, _, err) = cp.kubectl(
             &[
                 "wait",
@@ -119,6 +120,7 @@ fn installed() -> &'static k8s::ControlPlane {
                 "crd/clusteranalysistemplates.rollgate.dev",
                 "crd/analysisruns.rollgate.dev",
                 "crd/promotionpolicies.rollgate.dev",
+                "crd/metrictemplates.rollgate.dev",
             ],
             None,
         );
@@ -136,6 +138,7 @@ fn crds_apply_server_side_and_are_structural() {
         "clusteranalysistemplates.rollgate.dev",
         "analysisruns.rollgate.dev",
         "promotionpolicies.rollgate.dev",
+        "metrictemplates.rollgate.dev",
     ] {
         let (ok, out, err) = cp.kubectl(
             &["get", "crd", crd, "-o", "jsonpath={.status.conditions}"],
@@ -475,9 +478,9 @@ async fn status_written_from_the_core_types_round_trips_through_server_side_appl
             phase: RunPhase::Running,
             resumed: false,
         }],
+        failed_checks: 1,
         not_ready_since: None,
         retries: 1,
-        failed_checks: 1,
         pre_rollout_passed: true,
         hooks_checked_at: Some(t),
         scale_down_at: None,

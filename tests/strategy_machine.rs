@@ -550,3 +550,114 @@ fn a_new_revision_after_a_failed_promotion_starts_from_the_primary() {
     let d = sim.tick();
     assert_eq!(d.weights().map(|(_, c)| c.get()), Some(40));
 }
+
+/// Flagger's shorthand: five intervals of 60s at weights 20, 40, 60 with a check at the
+/// end of each interval.
+fn shorthand(threshold: i32) -> String {
+    format!(
+        r#"
+targetRef: {{name: podinfo}}
+service: {{port: 9898}}
+strategy:
+  canary:
+    analysis:
+      interval: 1m
+      threshold: {threshold}
+      stepWeight: 20
+      maxWeight: 60
+      metrics: [{{name: request-success-rate, thresholdRange: {{min: 99}}}}]
+"#
+    )
+}
+
+/// Weight 20 set, then the first interval ends: returns the first check's name.
+fn first_check(sim: &mut Sim) -> String {
+    let d = sim.tick_after(5, None);
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(20));
+    assert!(
+        Sim::created(&d).is_empty(),
+        "no check at weight 0 or before the interval"
+    );
+    let d = sim.tick_after(60, None);
+    let created = Sim::created(&d);
+    assert_eq!(created, ["podinfo-rev1-check-1-c0"]);
+    assert_eq!(d.weights(), None, "the weight waits for the check");
+    created[0].clone()
+}
+
+#[test]
+fn flagger_threshold_two_holds_the_weight_after_one_failed_check() {
+    let mut sim = Sim::started(spec(&shorthand(2)));
+    let c0 = first_check(&mut sim);
+    sim.runs.insert(c0, RunPhase::Failed);
+    let d = sim.tick_after(10, None);
+    assert_eq!(d.status.phase, Phase::Progressing);
+    assert_eq!(d.status.failed_checks, 1);
+    assert!(has(&d, EventReason::AnalysisCheckFailed));
+    assert_eq!(d.weights(), None, "a failed check does not advance");
+    assert_eq!(
+        d.requeue_after_secs,
+        Some(60),
+        "next check one interval later"
+    );
+    let d = sim.tick_after(30, None);
+    assert!(Sim::created(&d).is_empty(), "the interval is not over");
+    let d = sim.tick_after(30, None);
+    assert_eq!(Sim::created(&d), ["podinfo-rev1-check-1-c1"]);
+    sim.runs
+        .insert("podinfo-rev1-check-1-c1".into(), RunPhase::Successful);
+    let d = sim.tick_after(5, None);
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(40));
+    assert_eq!(
+        d.status.failed_checks, 1,
+        "a passing check does not reset it"
+    );
+    // A second failure later in the rollout reaches the threshold.
+    let d = sim.tick_after(60, None);
+    assert_eq!(Sim::created(&d), ["podinfo-rev1-check-3-c1"]);
+    sim.runs
+        .insert("podinfo-rev1-check-3-c1".into(), RunPhase::Failed);
+    let d = sim.tick_after(5, None);
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert_eq!(d.status.failed_checks, 2);
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(0));
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.reason == EventReason::RolloutAborted
+                && e.message.contains("Failed checks threshold reached 2"))
+    );
+}
+
+#[test]
+fn flagger_threshold_one_aborts_on_the_first_failed_check() {
+    let mut sim = Sim::started(spec(&shorthand(1)));
+    let c0 = first_check(&mut sim);
+    sim.runs.insert(c0, RunPhase::Error);
+    let d = sim.tick_after(5, None);
+    assert_eq!(d.status.phase, Phase::Failed);
+    assert_eq!(d.weights().map(|(_, c)| c.get()), Some(0));
+}
+
+#[test]
+fn flagger_checks_pass_to_promotion_and_a_new_rollout_resets_the_count() {
+    let mut sim = Sim::started(spec(&shorthand(3)));
+    let c0 = first_check(&mut sim);
+    sim.runs.insert(c0, RunPhase::Failed);
+    sim.tick_after(5, None);
+    for _ in 0..12 {
+        let d = sim.tick_after(60, None);
+        for name in Sim::created(&d) {
+            sim.runs.insert(name, RunPhase::Successful);
+        }
+        if !sim.tick_after(1, None).status.phase.is_active() {
+            break;
+        }
+    }
+    assert_eq!(sim.status.phase, Phase::Succeeded);
+    assert_eq!(sim.canary_weights(), [0, 20, 40, 60, 0]);
+    assert_eq!(sim.status.failed_checks, 1);
+    sim.revision = "rev2".into();
+    let d = sim.tick();
+    assert_eq!(d.status.failed_checks, 0, "a new rollout starts from zero");
+}

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use rollgate::core::strategy::{
-    Action, AnalysisRef, BlueGreenStrategy, CanaryAnalysis, CanaryStep, CanaryStrategy, Decision,
-    EventReason, GoDuration, Observations, PauseStep, Phase, PlanStep, Readiness, Request,
-    RolloutSpec, RolloutStatus, RunPhase, ServiceSpec, Strategy as RolloutStrategy, TargetKind,
-    TargetRef, TemplateRef, Timestamp, Weight, compile, next,
+    Action, AnalysisRef, AnalysisSource, BlueGreenStrategy, CanaryAnalysis, CanaryStep,
+    CanaryStrategy, Decision, EventReason, FlaggerMetric, GoDuration, Observations, PauseStep,
+    Phase, PlanStep, Readiness, Request, RolloutSpec, RolloutStatus, RunPhase, ServiceSpec,
+    Strategy as RolloutStrategy, TargetKind, TargetRef, TemplateRef, Timestamp, Weight, compile,
+    next,
 };
 
 fn template(name: &str) -> AnalysisRef {
@@ -59,8 +60,9 @@ fn flagger_shorthand() -> impl Strategy<Value = Strategy_> {
         1u8..=100,
         proptest::option::of(1u8..=100),
         proptest::option::of(1u8..=100),
+        proptest::option::of(-1i32..4),
     )
-        .prop_map(|(step, max, promo)| {
+        .prop_map(|(step, max, promo, threshold)| {
             let w = |n: u8| Weight::new(n).expect("<= 100");
             Strategy_(RolloutStrategy::Canary(CanaryStrategy {
                 steps: vec![],
@@ -69,6 +71,17 @@ fn flagger_shorthand() -> impl Strategy<Value = Strategy_> {
                     step_weight: Some(w(step)),
                     max_weight: max.map(w),
                     step_weight_promotion: promo.map(w),
+                    threshold,
+                    metrics: threshold
+                        .map(|_| FlaggerMetric {
+                            name: "request-success-rate".into(),
+                            interval: None,
+                            threshold_range: None,
+                            template_ref: None,
+                            template_variables: Default::default(),
+                        })
+                        .into_iter()
+                        .collect(),
                     ..CanaryAnalysis::default()
                 }),
             }))
@@ -180,6 +193,10 @@ const REVISIONS: [&str; 3] = ["rev0", "rev1", "rev2"];
 /// Run the ticks, checking the three properties after each one.
 fn check(spec: &RolloutSpec, ticks: &[Tick]) -> Result<(), TestCaseError> {
     let plan = compile(spec).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let threshold = plan.background.as_ref().and_then(|b| match &b.source {
+        AnalysisSource::FlaggerChecks { threshold, .. } => Some(*threshold),
+        AnalysisSource::Templates(_) => None,
+    });
     let final_weight = plan.final_weight().get();
     let mut status = RolloutStatus::default();
     let mut now = Timestamp::from_unix(1_800_000_000);
@@ -288,6 +305,36 @@ fn check(spec: &RolloutSpec, ticks: &[Tick]) -> Result<(), TestCaseError> {
                 obs.revision
             );
             prop_assert!(d.weights().is_none_or(|(_, c)| c.get() == 0));
+        }
+        // 4. Flagger's failed checks accumulate over a rollout (a passing check never
+        //    lowers them), grow by at most one per tick, and abort exactly at the threshold.
+        let restarted = d.events.iter().any(|e| {
+            matches!(
+                e.reason,
+                EventReason::NewRevisionDetected | EventReason::RolloutRetried
+            )
+        });
+        if !restarted {
+            prop_assert!(d.status.failed_checks >= prev.failed_checks);
+            prop_assert!(d.status.failed_checks <= prev.failed_checks + 1);
+        }
+        match threshold {
+            Some(t) => {
+                if d.status.failed_checks > prev.failed_checks && !restarted {
+                    let reached = d.status.failed_checks >= t;
+                    prop_assert_eq!(reached, d.status.phase == Phase::Failed);
+                    prop_assert_eq!(
+                        reached,
+                        d.events
+                            .iter()
+                            .any(|e| e.reason == EventReason::RolloutAborted)
+                    );
+                }
+                if d.status.phase.is_active() {
+                    prop_assert!(d.status.failed_checks < t.max(1));
+                }
+            }
+            None => prop_assert_eq!(d.status.failed_checks, 0),
         }
         status = d.status;
     }

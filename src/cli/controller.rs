@@ -54,6 +54,36 @@ pub struct Args {
         env = "ROLLGATE_LEASE_NAME"
     )]
     pub lease_name: String,
+    /// Act only while holding the Lease (`false`: act at once, for a single replica).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        env = "ROLLGATE_LEADER_ELECTION"
+    )]
+    pub leader_election: bool,
+    /// Seconds a Lease holder stays leader without renewing.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 15,
+        env = "ROLLGATE_LEASE_DURATION_SECONDS"
+    )]
+    pub lease_duration_seconds: u64,
+    /// Seconds the leader keeps trying to renew before it stops acting (below the
+    /// Lease duration).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        env = "ROLLGATE_LEASE_RENEW_DEADLINE_SECONDS"
+    )]
+    pub lease_renew_deadline_seconds: u64,
+    /// This replica's name, for Events and the Lease holder (the chart sets it from the
+    /// pod name; default: the host name).
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    pub instance: Option<String>,
     /// File holding a Slack-compatible incoming-webhook URL: notifications go there.
     #[arg(long, value_name = "FILE", env = "ROLLGATE_NOTIFY_SLACK_URL_FILE")]
     pub notify_slack_url_file: Option<PathBuf>,
@@ -160,34 +190,53 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
     config.providers = ProviderSettings::from_env(args.prometheus);
     config.coalesce_window = Duration::from_secs(args.coalesce_window);
     config.git_cache = args.git_cache;
-    config.instance = std::env::var("POD_NAME").ok();
     config.notify_sinks = notify_sinks;
     config.notifier.max_per_minute = args.notify_max_per_minute;
+    config.instance = args.instance.clone().filter(|s| !s.is_empty());
     let shutdown = Shutdown::new();
     shutdown
         .listen_for_signals()
         .context("installing the SIGTERM/SIGINT handlers")?;
     let telemetry = Telemetry::new();
-    let lease = LeaseConfig::new(
-        args.lease_namespace.as_deref().unwrap_or("default"),
-        &args.lease_name,
-        &default_identity(),
-    );
-    let election = LeaderElection::new(client.clone(), lease)
-        .map_err(|e| UsageError(format!("--lease-namespace/--lease-name: {e}")))?
-        .with_telemetry(telemetry.clone());
-    let leader = election.subscribe();
-    let election = tokio::spawn(election.run(shutdown.wait()));
+    let (leader, election) = if args.leader_election {
+        let mut lease = LeaseConfig::new(
+            args.lease_namespace.as_deref().unwrap_or("default"),
+            &args.lease_name,
+            &default_identity(),
+        );
+        lease.lease_duration = Duration::from_secs(args.lease_duration_seconds);
+        lease.renew_deadline = Duration::from_secs(args.lease_renew_deadline_seconds);
+        // Retries and API calls must fit in the renew deadline.
+        lease.retry_period = lease.retry_period.min(lease.renew_deadline / 3);
+        lease.api_timeout = lease.api_timeout.min(lease.renew_deadline / 2);
+        let election = LeaderElection::new(client.clone(), lease)
+            .map_err(|e| {
+                UsageError(format!(
+                    "--lease-namespace/--lease-name/--lease-duration-seconds/--lease-renew-deadline-seconds: {e}"
+                ))
+            })?
+            .with_telemetry(telemetry.clone());
+        let leader = election.subscribe();
+        (leader, Some(tokio::spawn(election.run(shutdown.wait()))))
+    } else {
+        // No election: this replica acts from the start (the chart refuses more than one
+        // replica without it). The flag keeps its value after the sender is gone.
+        let (_always, leader) = tokio::sync::watch::channel(true);
+        (leader, None)
+    };
     let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
         .await
         .map_err(|e| UsageError(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
     let state = ServerState::new(client.clone(), telemetry.clone());
-    let readiness = state.readiness.clone();
+    // Ready once the reconcilers' caches have synced; approvals follow the policies seen.
+    config.readiness = Some(state.readiness.clone());
+    config.approvals = Some(state.approvals.clone());
     let http = tokio::spawn(serve(listener, state, shutdown.wait()));
     tracing::info!(env = %config.environment, "rollgate controller starting");
-    readiness.caches_synced();
     crate::controller::run(client, config, leader, telemetry, shutdown.wait()).await;
-    election.await.context("leader election task")?;
+    if let Some(election) = election {
+        election.await.context("leader election task")?;
+    }
     http.await
         .context("HTTP server task")?
         .context("HTTP server")?;

@@ -16,7 +16,7 @@ use crate::core::strategy::{
     Decision, EventReason, Observations, Phase, Plan, Request, RolloutStatus, Timestamp,
     next_with_plan,
 };
-use crate::k8s::{AnalysisRun, Rollout};
+use crate::k8s::Rollout;
 use kube::ResourceExt;
 
 use super::Context;
@@ -134,13 +134,12 @@ impl<'a> TickHooks<'a> {
         plan: &Plan,
         prior: &RolloutStatus,
         obs: &Observations,
-        runs: &[AnalysisRun],
         now: Timestamp,
     ) -> Decision {
         let mut answers = Vec::new();
         let mut abort: Option<(EventReason, String)> = self
             .gate
-            .threshold_reached(prior, metric_failed_checks(prior, runs))
+            .threshold_reached(prior)
             .map(|m| (EventReason::FailedChecksThreshold, m));
         if abort.is_none() && self.gate.rollback_due(prior, now) {
             let a = self.ask(HookType::Rollback, prior.phase).await;
@@ -203,21 +202,4 @@ impl<'a> TickHooks<'a> {
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.gate.interval_secs)
     }
-}
-
-/// Failed metric checks of this rollout's background analysis (Flagger's shorthand): the
-/// most failed measurements of any one metric, as each metric's own limit counts them.
-pub fn metric_failed_checks(status: &RolloutStatus, runs: &[AnalysisRun]) -> u32 {
-    runs.iter()
-        .filter(|r| {
-            status.analysis_runs.iter().any(|a| {
-                a.kind == crate::core::strategy::AnalysisKind::Background
-                    && Some(a.name.as_str()) == r.metadata.name.as_deref()
-            })
-        })
-        .filter_map(|r| r.status.as_ref())
-        .flat_map(|s| s.metric_results.iter())
-        .map(|m| u32::try_from(m.failed.max(0)).unwrap_or(0))
-        .max()
-        .unwrap_or(0)
 }

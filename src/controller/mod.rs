@@ -15,7 +15,11 @@
 //!   decides; [`notify`]: what a tick tells people through the notification sinks.
 //!
 //! [`run`] takes the leader flag (from [`crate::leader`]), the [`Telemetry`] and the shutdown
-//! signal as arguments: the reconcilers act only while the flag is true.
+//! signal as arguments: the reconcilers act only while the flag is true. When the
+//! [`Config`] carries the HTTP server's [`Readiness`] and [`Approvals`], it marks the
+//! server ready once the watch caches (Rollouts, AnalysisRuns, PromotionPolicies) have
+//! synced, and keeps the approvals endpoint's policies current from the
+//! PromotionPolicies it sees.
 
 pub mod analysis;
 pub mod coalesce;
@@ -41,8 +45,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::watch;
 
-use crate::k8s::{AnalysisRun, Rollout};
+use crate::k8s::{AnalysisRun, PromotionPolicy, Rollout};
 use crate::providers::ProviderSettings;
+use crate::server::{ApprovalTarget, Approvals, Readiness};
 pub use crate::telemetry::Telemetry;
 use crate::telemetry::{ReconcileErrorReason, ReconcileKind};
 
@@ -209,6 +214,10 @@ pub struct Config {
     pub notifier: crate::notify::NotifierConfig,
     /// First wait between attempts of a webhook with `retries`.
     pub hook_backoff: Duration,
+    /// The HTTP server's readiness: marked once the caches have synced.
+    pub readiness: Option<Readiness>,
+    /// The HTTP server's approvals: fed from the PromotionPolicies the controller sees.
+    pub approvals: Option<Approvals>,
 }
 
 impl Config {
@@ -225,6 +234,8 @@ impl Config {
             notify_sinks: Vec::new(),
             notifier: crate::notify::NotifierConfig::default(),
             hook_backoff: crate::hooks::DEFAULT_BACKOFF,
+            readiness: None,
+            approvals: None,
         }
     }
 }
@@ -344,6 +355,7 @@ pub async fn run(
     let rollout_controller = Controller::new(rollouts, watcher::Config::default())
         .owns(runs.clone(), watcher::Config::default());
     let store = rollout_controller.store();
+    let rollout_store = store.clone();
     let rollout_controller = rollout_controller
         .watches(
             deployments,
@@ -372,11 +384,40 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let run_controller = Controller::new(runs, watcher::Config::default())
-        .owns(
-            jobs,
-            watcher::Config::default().labels(crate::providers::job::RUN_UID_LABEL),
-        )
+    let run_controller = Controller::new(runs, watcher::Config::default()).owns(
+        jobs,
+        watcher::Config::default().labels(crate::providers::job::RUN_UID_LABEL),
+    );
+    let run_store = run_controller.store();
+    let (policies_synced_tx, mut policies_synced) = watch::channel(config.approvals.is_none());
+    let policies = {
+        let ctx = ctx.clone();
+        let stop = stopped(stop_rx.clone());
+        async move {
+            if config.approvals.is_some() {
+                tokio::select! {
+                    () = feed_approvals(&ctx, policies_synced_tx) => {}
+                    () = stop => {}
+                }
+            }
+        }
+    };
+    let ready = {
+        let readiness = config.readiness.clone();
+        async move {
+            let Some(readiness) = readiness else { return };
+            let synced = async {
+                rollout_store.wait_until_ready().await.is_ok()
+                    && run_store.wait_until_ready().await.is_ok()
+                    && policies_synced.wait_for(|s| *s).await.is_ok()
+            };
+            if synced.await {
+                tracing::info!("caches synced: ready");
+                readiness.caches_synced();
+            }
+        }
+    };
+    let run_controller = run_controller
         .reconcile_all_on(on_leadership(leader))
         .graceful_shutdown_on(stopped(stop_rx))
         .run(analysis::reconcile, analysis::error_policy, ctx)
@@ -389,5 +430,70 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    tokio::join!(rollout_controller, run_controller, signal);
+    tokio::join!(rollout_controller, run_controller, signal, policies, ready);
+}
+
+/// Keep the approvals endpoint's policies current: every PromotionPolicy seen is
+/// registered with a Promoter of its own (a separate Git clone, so an approval never
+/// waits for the reconcilers' clone), a deleted one is forgotten. `synced` turns true
+/// after the first complete list.
+async fn feed_approvals(ctx: &Context, synced: watch::Sender<bool>) {
+    let Some(approvals) = ctx.config.approvals.clone() else {
+        return;
+    };
+    let api: Api<PromotionPolicy> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::default_backoff(watcher(
+        api,
+        watcher::Config::default()
+    )));
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                register_policy(ctx, &approvals, &p).await;
+            }
+            Ok(watcher::Event::Delete(p)) => approvals.remove(&p.name_any()),
+            Ok(watcher::Event::Init) => {}
+            Ok(watcher::Event::InitDone) => {
+                let _ = synced.send(true);
+            }
+            Err(e) => tracing::warn!(error = %e, "watching PromotionPolicies"),
+        }
+    }
+}
+
+/// Register one PromotionPolicy for approvals; a policy that cannot be used (bad name,
+/// missing Secret, unusable cache) is logged and left out (its approvals answer 404).
+async fn register_policy(ctx: &Context, approvals: &Approvals, p: &PromotionPolicy) {
+    let ns = p.namespace().unwrap_or_default();
+    let name = p.name_any();
+    if let Some(known) = approvals.get(&name)
+        && known.namespace == ns
+        && known.policy.spec == p.spec.spec
+    {
+        // Unchanged (a status update): keep the open clone.
+        return;
+    }
+    // An open clone is locked: let go of the old one before opening it again.
+    approvals.remove(&name);
+    let target = async {
+        let policy = promotion::core_policy(&ns, &name, p.spec.spec.clone())?;
+        let config = promotion::promoter_config(ctx, &ns, &policy, "-approvals").await?;
+        let promoter = crate::gitops::Promoter::open(config).await?;
+        Ok::<_, promotion::PromotionError>(ApprovalTarget {
+            policy,
+            promoter: Arc::new(promoter),
+            namespace: ns.clone(),
+            object: name.clone(),
+        })
+    };
+    match target.await {
+        Ok(t) => approvals.insert(t),
+        Err(e) => {
+            approvals.remove(&name);
+            tracing::warn!(policy = %format!("{ns}/{name}"), error = %e, "PromotionPolicy not usable for approvals");
+        }
+    }
 }

@@ -69,17 +69,7 @@ pub async fn settle(
     let Some(policy) = call("get", &object, api.get_opt(&policy_name)).await? else {
         return Ok(None);
     };
-    let policy = CorePolicy {
-        api_version: ApiVersion::V1Alpha1,
-        kind: PolicyKind::PromotionPolicy,
-        metadata: PolicyMetadata {
-            name: policy_name
-                .parse()
-                .map_err(|e| PromotionError::Input(format!("{object}: metadata.name: {e}")))?,
-            namespace: Some(ns.clone()),
-        },
-        spec: policy.spec.spec,
-    };
+    let policy = core_policy(&ns, &policy_name, policy.spec.spec)?;
     let env_name = ctx.config.environment.as_str();
     let Some(this_env) = policy.environment(env_name).cloned() else {
         return Ok(None);
@@ -100,19 +90,7 @@ pub async fn settle(
         }
         this_env.clone()
     };
-    let credentials = credentials(ctx, &ns, &policy).await?;
-    let repo = &policy.spec.repository;
-    let mut config = PromoterConfig::new(&repo.url, &repo.branch);
-    if let Some(dir) = &ctx.config.git_cache {
-        config.cache_dir = dir.join(
-            crate::gitops::default_cache_dir(&repo.url)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "repo".to_owned()),
-        );
-    }
-    config.credentials = credentials;
-    config.timeout = ctx.config.git_timeout;
+    let config = promoter_config(ctx, &ns, &policy, "").await?;
     let started = Instant::now();
     let _guard = ctx.git_lock.lock().await;
     let result = async {
@@ -212,6 +190,61 @@ pub async fn settle(
         }
     }
     result
+}
+
+/// The core policy of the `PromotionPolicy` object `ns/name`.
+///
+/// # Errors
+/// [`PromotionError::Input`] when the object's name is not a valid application name.
+pub fn core_policy(
+    ns: &str,
+    name: &str,
+    spec: crate::core::promotion::policy::PromotionPolicySpec,
+) -> Result<CorePolicy, PromotionError> {
+    Ok(CorePolicy {
+        api_version: ApiVersion::V1Alpha1,
+        kind: PolicyKind::PromotionPolicy,
+        metadata: PolicyMetadata {
+            name: name.parse().map_err(|e| {
+                PromotionError::Input(format!("PromotionPolicy {ns}/{name}: metadata.name: {e}"))
+            })?,
+            namespace: Some(ns.to_owned()),
+        },
+        spec,
+    })
+}
+
+/// The Git settings for `policy` (its Secret's credentials, the controller's cache and
+/// timeout). `suffix` keeps a separate clone (the approvals API holds its own open, and an
+/// open clone is locked).
+///
+/// # Errors
+/// A missing Secret or an API failure.
+pub async fn promoter_config(
+    ctx: &Context,
+    ns: &str,
+    policy: &CorePolicy,
+    suffix: &str,
+) -> Result<PromoterConfig, PromotionError> {
+    let credentials = credentials(ctx, ns, policy).await?;
+    let repo = &policy.spec.repository;
+    let mut config = PromoterConfig::new(&repo.url, &repo.branch);
+    if let Some(dir) = &ctx.config.git_cache {
+        config.cache_dir = dir.join(
+            crate::gitops::default_cache_dir(&repo.url)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "repo".to_owned()),
+        );
+    }
+    if !suffix.is_empty() {
+        let mut name = config.cache_dir.as_os_str().to_owned();
+        name.push(suffix);
+        config.cache_dir = name.into();
+    }
+    config.credentials = credentials;
+    config.timeout = ctx.config.git_timeout;
+    Ok(config)
 }
 
 fn short(commit: &str) -> &str {

@@ -1,8 +1,8 @@
 //! The `Rollout` reconciler. One tick: resolve what the Rollout names (spec, target
 //! Deployment, Services, HTTPRoute), observe (revision, readiness, run phases, a manual
-//! request), ask [`next_with_plan`] for the [`Decision`], carry its actions out in order,
-//! publish its Events, settle Git when the revision finished, and write the status with
-//! server-side apply. The status is written only after every action succeeded, so a
+//! request), ask [`next_with_plan`](crate::core::strategy::next_with_plan) for the
+//! [`Decision`], carry its actions out in order, publish its Events, settle Git when the
+//! revision finished, and write the status with server-side apply. The status is written only after every action succeeded, so a
 //! failed or interrupted tick is simply taken again (every action is idempotent).
 
 use std::collections::BTreeMap;
@@ -28,8 +28,8 @@ use super::{
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{
     Action, Condition, ConditionStatus, Decision, EventReason, Observations, Phase, Plan,
-    Readiness, Request, RolloutStatus, RunPhase, Scale, Timestamp, Weight, compile,
-    managed_services,
+    Readiness, Request, RolloutStatus, RunPhase, Scale, ServiceRole, Timestamp, Weight, compile,
+    managed_services_at, switches_by_selector,
 };
 use crate::k8s::analysis::AnalysisRunBody;
 use crate::k8s::{AnalysisRun, Rollout};
@@ -302,7 +302,12 @@ impl<'a> Tick<'a> {
         ensure_services(
             &self.ctx.client,
             &self.ns,
-            &managed_services(self.spec(), &label.0, &label.1),
+            &managed_services_at(
+                self.spec(),
+                &label.0,
+                &label.1,
+                Weight::new(self.status.canary_weight).unwrap_or(Weight::ZERO),
+            ),
             owner.clone(),
         )
         .await?;
@@ -349,9 +354,7 @@ impl<'a> Tick<'a> {
             request: request(self.r),
         };
         let hooks = super::hooks::TickHooks::new(self.ctx, self.r, &revision);
-        let decision: Decision = hooks
-            .decide(&plan, &self.status, &obs, &run_list, now())
-            .await;
+        let decision: Decision = hooks.decide(&plan, &self.status, &obs, now()).await;
         let replicas = desired_replicas(primary.as_ref(), &target);
         let mut blocked: Option<(&'static str, String)> = None;
         for action in &decision.actions {
@@ -372,6 +375,14 @@ impl<'a> Tick<'a> {
                             }
                             Err(e) => return Err(e.into()),
                         }
+                    } else if switches_by_selector(self.spec()) {
+                        // Blue-green without a router: the active Service is the switch.
+                        let active: Vec<_> =
+                            managed_services_at(self.spec(), &label.0, &label.1, *canary)
+                                .into_iter()
+                                .filter(|s| s.role == ServiceRole::Apex)
+                                .collect();
+                        ensure_services(&self.ctx.client, &self.ns, &active, owner.clone()).await?;
                     }
                 }
                 Action::ScaleCanary { to } => {

@@ -11,6 +11,7 @@ use crate::core::analysis::model::{AnalysisRunSpec, AnalysisTemplateSpec};
 /// controller writes what the assessment computed without a conversion that could drop
 /// fields.
 pub use crate::core::analysis::status::AnalysisRunStatus;
+use crate::core::metrics::flagger::MetricTemplateSpec;
 
 /// The spec of a namespaced `AnalysisTemplate`: the core template spec, unchanged.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -66,4 +67,24 @@ pub struct ClusterAnalysisTemplateBody {
 pub struct AnalysisRunBody {
     /// The run.
     pub run: AnalysisRunSpec,
+}
+
+/// The spec of a namespaced `MetricTemplate`: Flagger's `MetricTemplate` (provider and
+/// query template) under rollgate's group, for the shorthand's `metrics[].templateRef`
+/// when Flagger's own CRD (`flagger.app/v1beta1`) is not installed.
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "rollgate.dev",
+    version = "v1alpha1",
+    kind = "MetricTemplate",
+    namespaced,
+    shortname = "rgmt",
+    category = "rollgate",
+    doc = "A Flagger-style metric query template, referenced by a Rollout's analysis.metrics[].templateRef.",
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(transparent)]
+pub struct MetricTemplateBody {
+    /// The template (Flagger's `spec`).
+    pub template: MetricTemplateSpec,
 }

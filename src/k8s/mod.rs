@@ -14,7 +14,7 @@ pub mod schema;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+pub use analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate, MetricTemplate};
 pub use promotion::PromotionPolicy;
 pub use rollout::Rollout;
 
@@ -55,6 +55,7 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
         ClusterAnalysisTemplate::crd(),
         AnalysisRun::crd(),
         PromotionPolicy::crd(),
+        MetricTemplate::crd(),
     ]
     .into_iter()
     .map(schema::structural)

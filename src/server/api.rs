@@ -71,7 +71,9 @@ impl Approvals {
             .remove(app);
     }
 
-    fn get(&self, app: &str) -> Option<Arc<ApprovalTarget>> {
+    /// The registered policy of `app`, if any.
+    #[must_use]
+    pub fn get(&self, app: &str) -> Option<Arc<ApprovalTarget>> {
         self.by_app
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -34,7 +34,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "rollgate.secretNames" -}}
 {{- $names := list -}}
 {{- with .Values.gitops.credentialsSecret }}{{ $names = append $names . }}{{ end -}}
-{{- with .Values.prometheus.credentialsSecret }}{{ $names = append $names . }}{{ end -}}
 {{- range .Values.extraSecrets }}{{ $names = append $names . }}{{ end -}}
 {{- toJson (uniq $names) -}}
 {{- end -}}

@@ -19,7 +19,7 @@ use chrono::TimeDelta;
 use super::args::{args_without_secrets, resolve_metric_args};
 use super::condition::{Condition, ConditionEnv};
 use super::duration::parse_go_duration;
-use super::model::{AnalysisRunSpec, Metric};
+use super::model::{AnalysisRunSpec, Metric, TtlStrategy};
 use super::status::{AnalysisRunStatus, Measurement, MetricResult, RunSummary, Time};
 use super::value::{AnalysisPhase, Observation, Value};
 
@@ -773,6 +773,31 @@ pub struct Assessment {
     pub events: Vec<AnalysisEvent>,
 }
 
+/// When a completed run expires under `ttl` (Argo's `ttlStrategy`): `completedAt` plus
+/// `secondsAfterFailure` for a Failed run, `secondsAfterSuccess` for a Successful one,
+/// else `secondsAfterCompletion`. The run is deleted once the time is strictly past the
+/// returned instant. `None`: no TTL applies (no strategy, not completed, no matching
+/// value, or no `completedAt`). Negative values count as 0.
+#[must_use]
+pub fn ttl_expiry(
+    ttl: Option<&TtlStrategy>,
+    phase: AnalysisPhase,
+    completed_at: Option<Time>,
+) -> Option<Time> {
+    let ttl = ttl?;
+    if !phase.is_completed() {
+        return None;
+    }
+    let completed = completed_at?;
+    let secs = match phase {
+        AnalysisPhase::Failed => ttl.seconds_after_failure,
+        AnalysisPhase::Successful => ttl.seconds_after_success,
+        _ => None,
+    }
+    .or(ttl.seconds_after_completion)?;
+    Some(completed + TimeDelta::seconds(i64::from(secs.max(0))))
+}
+
 /// Assesses the run at `now` (§5–§8, Argo's `assessRunStatus`, measurement trimming and
 /// `calculateNextReconcileTime`): updates metric phases and messages, run phase, message,
 /// summaries, `startedAt`/`completedAt`, trims measurement history, and returns the next
@@ -946,4 +971,52 @@ pub fn next_reconcile_time(run: &PreparedRun, status: &AnalysisRunStatus) -> Opt
         consider(finished + wait_after(run, m, last));
     }
     next
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+
+    fn t(secs: i64) -> Time {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("time")
+    }
+
+    #[test]
+    fn ttl_follows_argo_precedence() {
+        let all = TtlStrategy {
+            seconds_after_completion: Some(30),
+            seconds_after_failure: Some(10),
+            seconds_after_success: Some(20),
+        };
+        let only_completion = TtlStrategy {
+            seconds_after_completion: Some(30),
+            ..TtlStrategy::default()
+        };
+        let cases = [
+            (Some(&all), AnalysisPhase::Failed, Some(t(10))),
+            (Some(&all), AnalysisPhase::Successful, Some(t(20))),
+            (Some(&all), AnalysisPhase::Error, Some(t(30))),
+            (Some(&all), AnalysisPhase::Inconclusive, Some(t(30))),
+            (Some(&all), AnalysisPhase::Running, None),
+            (Some(&only_completion), AnalysisPhase::Failed, Some(t(30))),
+            (Some(&TtlStrategy::default()), AnalysisPhase::Failed, None),
+            (None, AnalysisPhase::Successful, None),
+        ];
+        for (ttl, phase, want) in cases {
+            assert_eq!(
+                ttl_expiry(ttl, phase, Some(t(0))),
+                want,
+                "{phase:?} {ttl:?}"
+            );
+        }
+        assert_eq!(ttl_expiry(Some(&all), AnalysisPhase::Failed, None), None);
+        let negative = TtlStrategy {
+            seconds_after_completion: Some(-5),
+            ..TtlStrategy::default()
+        };
+        assert_eq!(
+            ttl_expiry(Some(&negative), AnalysisPhase::Failed, Some(t(0))),
+            Some(t(0))
+        );
+    }
 }

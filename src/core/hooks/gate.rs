@@ -49,8 +49,6 @@ pub struct Gate {
     pub skip_analysis: bool,
     /// A canary (`confirm-traffic-increase` is asked for canaries only).
     pub canary: bool,
-    /// Metric checks of Flagger's shorthand count toward `threshold` too.
-    pub counts_metric_checks: bool,
 }
 
 /// What one hook type answered this tick: the first hook that said no (for `rollback`:
@@ -97,18 +95,17 @@ impl Gate {
     /// `interval` (default and minimum 10 s here, as explicit steps have no interval).
     #[must_use]
     pub fn from_spec(spec: &RolloutSpec) -> Gate {
-        let (threshold, interval, counts) = match &spec.strategy {
+        let (threshold, interval) = match &spec.strategy {
             Strategy::Canary(c) => match c.analysis.as_ref().filter(|a| a.is_shorthand()) {
                 Some(a) => (
                     a.threshold.unwrap_or(1),
                     a.interval
                         .as_ref()
                         .map_or(60, crate::core::strategy::GoDuration::as_secs_ceil),
-                    !a.metrics.is_empty(),
                 ),
-                None => (1, DEFAULT_INTERVAL_SECS, false),
+                None => (1, DEFAULT_INTERVAL_SECS),
             },
-            Strategy::BlueGreen(_) => (1, DEFAULT_INTERVAL_SECS, false),
+            Strategy::BlueGreen(_) => (1, DEFAULT_INTERVAL_SECS),
         };
         Gate {
             hooks: spec.webhooks().to_vec(),
@@ -116,7 +113,6 @@ impl Gate {
             interval_secs: interval.max(DEFAULT_INTERVAL_SECS),
             skip_analysis: spec.skip_analysis,
             canary: matches!(spec.strategy, Strategy::Canary(_)),
-            counts_metric_checks: counts,
         }
     }
 
@@ -137,25 +133,16 @@ impl Gate {
             .is_none_or(|t| now.secs_since(t) >= self.interval_secs)
     }
 
-    /// Before the machine: the failed checks of this rollout (webhooks, plus
-    /// `metric_failed_checks` of Flagger's shorthand) reached the threshold while it is in
-    /// analysis → the message of the rollback. Metric checks alone are left to their
-    /// analysis run, which fails at the same count.
+    /// Before the machine: the failed checks of this rollout reached the threshold while
+    /// it is in analysis → the message of the rollback. `failedChecks` is the one count of
+    /// Flagger's checks: the machine adds a failed check run of the shorthand `metrics`,
+    /// [`Gate::resolve`] a failed `pre-rollout`/`rollout` webhook; the machine also aborts
+    /// at the threshold when a metric check reaches it, so this catches the webhooks' share.
     #[must_use]
-    pub fn threshold_reached(
-        &self,
-        prior: &RolloutStatus,
-        metric_failed_checks: u32,
-    ) -> Option<String> {
-        let metrics = if self.counts_metric_checks {
-            metric_failed_checks
-        } else {
-            0
-        };
-        let total = prior.failed_checks.saturating_add(metrics);
-        (in_analysis(prior.phase) && prior.failed_checks > 0 && total >= self.threshold).then(|| {
+    pub fn threshold_reached(&self, prior: &RolloutStatus) -> Option<String> {
+        (in_analysis(prior.phase) && prior.failed_checks >= self.threshold).then(|| {
             format!(
-                "Rolling back: failed checks threshold reached {total} ({} from webhooks, {metrics} from metrics; threshold {})",
+                "Rolling back: failed checks threshold reached {} (threshold {})",
                 prior.failed_checks, self.threshold
             )
         })
@@ -522,14 +509,10 @@ strategy:
         assert_eq!(d.status.canary_weight, 0, "the tick ends: no weight change");
         assert_eq!(d.status.phase, Phase::Progressing);
         let g = Gate::from_spec(&s);
-        assert_eq!(g.threshold_reached(&d.status, 0), None, "1 of 2");
-        assert!(
-            g.threshold_reached(&d.status, 1).is_none(),
-            "metrics do not count without shorthand metrics"
-        );
+        assert_eq!(g.threshold_reached(&d.status), None, "1 of 2");
         let (d, _) = tick(&s, &d.status, &obs("r2"), 30, Some(HookType::PreRollout));
         assert_eq!(d.status.failed_checks, 2);
-        assert!(g.threshold_reached(&d.status, 0).is_some());
+        assert!(g.threshold_reached(&d.status).is_some());
         // Passing now: weight moves to the first step and pre-rollout is never asked again.
         let (d, _) = tick(&s, &st, &obs("r2"), 20, None);
         assert_eq!(d.status.canary_weight, 50);
@@ -653,19 +636,20 @@ strategy:
         let g = Gate::from_spec(&s);
         assert_eq!((g.threshold, g.interval_secs), (3, 30));
         let mut st = progressing(&s);
-        st.failed_checks = 1;
-        assert_eq!(g.threshold_reached(&st, 1), None, "1 + 1 < 3");
-        let m = g.threshold_reached(&st, 2).expect("1 + 2 reaches 3");
-        assert!(m.contains("threshold reached 3"), "{m}");
-        st.failed_checks = 0;
+        // One counter: a failed metric check (added by the machine) and a failed webhook
+        // (added by the gate) both land in failedChecks.
+        st.failed_checks = 2;
+        assert_eq!(g.threshold_reached(&st), None, "2 < 3");
+        let (d, _) = tick(&s, &st, &obs("r2"), 40, Some(HookType::Rollout));
         assert_eq!(
-            g.threshold_reached(&st, 5),
-            None,
-            "metric failures alone are their analysis run's to judge"
+            d.status.failed_checks, 3,
+            "the webhook's failure adds to the metrics'"
         );
-        st.failed_checks = 3;
-        st.phase = Phase::Succeeded;
-        assert_eq!(g.threshold_reached(&st, 0), None, "only while in analysis");
+        let m = g.threshold_reached(&d.status).expect("3 reaches 3");
+        assert!(m.contains("threshold reached 3"), "{m}");
+        let mut done = d.status.clone();
+        done.phase = Phase::Succeeded;
+        assert_eq!(g.threshold_reached(&done), None, "only while in analysis");
     }
 
     #[test]

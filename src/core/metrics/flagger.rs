@@ -702,7 +702,7 @@ pub struct TemplateMetadata {
 }
 
 /// `MetricTemplate.spec`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricTemplateSpec {
     /// Where the query runs.
@@ -714,7 +714,7 @@ pub struct MetricTemplateSpec {
 }
 
 /// `MetricTemplate.spec.provider`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricTemplateProvider {
     /// `prometheus` (the only type rollgate runs; Flagger treats unknown types as it).
@@ -732,7 +732,7 @@ pub struct MetricTemplateProvider {
 }
 
 /// A reference to a Secret by name.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SecretRef {
     /// Secret name.
     #[serde(default)]

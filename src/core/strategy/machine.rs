@@ -178,6 +178,9 @@ pub enum EventReason {
     RolledBackByWebhook,
     /// Failed checks reached the threshold: the canary was rolled back.
     FailedChecksThreshold,
+    /// One of Flagger's checks failed below `threshold`; the weight is held for
+    /// another interval.
+    AnalysisCheckFailed,
 }
 
 impl EventReason {
@@ -206,6 +209,7 @@ impl EventReason {
             EventReason::PromotionWaiting => "PromotionWaiting",
             EventReason::RolledBackByWebhook => "RolledBackByWebhook",
             EventReason::FailedChecksThreshold => "FailedChecksThreshold",
+            EventReason::AnalysisCheckFailed => "AnalysisCheckFailed",
         }
     }
 }
@@ -281,6 +285,14 @@ pub fn next_with_plan(
     };
     m.tick();
     m.d
+}
+
+/// What a Flagger check allows at the end of an interval.
+enum CheckOutcome {
+    /// Passed (or there are no checks): advance.
+    Passed,
+    /// Running, failed below the threshold, or aborted: end the tick.
+    Wait,
 }
 
 struct Machine<'a> {
@@ -474,6 +486,7 @@ impl Machine<'_> {
         st.last_applied_revision = Some(rev.to_owned());
         st.aborted = false;
         st.analysis_runs.clear();
+        st.failed_checks = 0;
         st.not_ready_since = None;
         st.scale_down_at = None;
         st.message = Some(format!("Rolling out revision {rev}"));
@@ -528,6 +541,17 @@ impl Machine<'_> {
         source: &AnalysisSource,
     ) -> (String, RunPhase) {
         let name = self.run_name(kind, step);
+        self.ensure_named_run(name, kind, step, source)
+    }
+
+    /// [`Self::ensure_run`] with the run's name given.
+    fn ensure_named_run(
+        &mut self,
+        name: String,
+        kind: AnalysisKind,
+        step: Option<u32>,
+        source: &AnalysisSource,
+    ) -> (String, RunPhase) {
         if !self.d.status.analysis_runs.iter().any(|r| r.name == name) {
             self.d.actions.push(Action::CreateAnalysisRun {
                 name: name.clone(),
@@ -731,7 +755,10 @@ impl Machine<'_> {
                             let waited = self.now.secs_since(started);
                             let secs = d.as_secs_ceil();
                             if waited >= secs {
-                                self.advance();
+                                match self.flagger_check(i, secs) {
+                                    CheckOutcome::Passed => self.advance(),
+                                    CheckOutcome::Wait => return,
+                                }
                             } else {
                                 // A timed pause is part of progressing (Flagger's interval).
                                 let st = self.st();
@@ -792,12 +819,80 @@ impl Machine<'_> {
         }
     }
 
+    /// Flagger's check at the end of interval step `i` (`interval_secs` long), when the
+    /// plan has the shorthand's `metrics`; [`CheckOutcome::Passed`] otherwise.
+    ///
+    /// Design: each check is its own short `AnalysisRun` (every metric measured once,
+    /// `failureLimit` 0), created when the interval ends, and the count of failed checks
+    /// lives in [`RolloutStatus::failed_checks`]. This is Flagger's `failedChecks`
+    /// exactly: a check fails when any metric fails (one increment per interval, however
+    /// many metrics failed), failures accumulate over the whole rollout and a passing
+    /// check does not reset them, a failed check holds the weight for another interval,
+    /// and the rollout aborts when the count reaches `threshold`. One long background run
+    /// with `failureLimit = threshold - 1` was rejected: Argo's limits count per metric
+    /// (two metrics failing once each would never reach a threshold of 2) and the weight
+    /// would advance after a failed check.
+    fn flagger_check(&mut self, i: u32, interval_secs: u64) -> CheckOutcome {
+        let Some(bg) = &self.plan.background else {
+            return CheckOutcome::Passed;
+        };
+        let AnalysisSource::FlaggerChecks { threshold, .. } = &bg.source else {
+            return CheckOutcome::Passed;
+        };
+        if i < bg.starting_step {
+            return CheckOutcome::Passed;
+        }
+        let threshold = (*threshold).max(1);
+        let source = bg.source.clone();
+        let failed = self.d.status.failed_checks;
+        let name = format!("{}-c{failed}", self.run_name(AnalysisKind::Check, Some(i)));
+        let (name, phase) = self.ensure_named_run(name, AnalysisKind::Check, Some(i), &source);
+        match phase {
+            RunPhase::Successful => CheckOutcome::Passed,
+            RunPhase::Pending | RunPhase::Running => {
+                let st = self.st();
+                st.phase = Phase::Progressing;
+                st.message = Some(format!("Step {i}: waiting for check run {name}"));
+                self.requeue(ANALYSIS_POLL_SECS);
+                CheckOutcome::Wait
+            }
+            RunPhase::Failed | RunPhase::Error | RunPhase::Inconclusive => {
+                let failed = failed + 1;
+                self.st().failed_checks = failed;
+                if failed >= threshold {
+                    self.abort(
+                        EventReason::RolloutAborted,
+                        format!(
+                            "Failed checks threshold reached {failed}: check run {name} ended {phase:?}"
+                        ),
+                    );
+                } else {
+                    let now = self.now;
+                    let st = self.st();
+                    st.step_started_at = Some(now);
+                    st.phase = Phase::Progressing;
+                    st.message = Some(format!(
+                        "Step {i}: check run {name} ended {phase:?} ({failed} of {threshold} failed checks); holding the weight for another interval"
+                    ));
+                    let message = st.message.clone().unwrap_or_default();
+                    self.event(EventReason::AnalysisCheckFailed, true, message);
+                    self.requeue(interval_secs);
+                }
+                CheckOutcome::Wait
+            }
+        }
+    }
+
     /// Start or follow the background analysis. False when the tick must end (abort or
     /// pause).
     fn background(&mut self, promote: &mut bool) -> bool {
         let Some(bg) = &self.plan.background else {
             return true;
         };
+        if matches!(bg.source, AnalysisSource::FlaggerChecks { .. }) {
+            // Flagger's checks gate the intervals instead (see `flagger_check`).
+            return true;
+        }
         let i = self.d.status.current_step_index.unwrap_or(0);
         if i < bg.starting_step || i as usize > self.plan.steps.len() {
             return true;

@@ -22,6 +22,8 @@ pub use machine::{
 };
 pub use plan::{AnalysisSource, Plan, PlanStep, SpecError, compile, flagger_weights};
 pub use router::{RouteError, WeightUpdate, read_weights, set_weights};
-pub use services::{ManagedService, ServiceRole, managed_services};
+pub use services::{
+    ManagedService, ServiceRole, managed_services, managed_services_at, switches_by_selector,
+};
 pub use spec::*;
 pub use time::{GoDuration, Timestamp};

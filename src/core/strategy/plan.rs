@@ -67,8 +67,9 @@ impl SpecError {
 pub enum AnalysisSource {
     /// Argo Rollouts style: templates with args.
     Templates(AnalysisRef),
-    /// Flagger's shorthand: these checks every `interval`; `threshold` failed checks
-    /// fail the run (an `AnalysisRun` with `failureLimit = threshold - 1`).
+    /// Flagger's shorthand: these checks at the end of every `interval` (one short
+    /// `AnalysisRun` per check); `threshold` failed checks over the whole rollout abort
+    /// it (counted in the status, see the state machine).
     FlaggerChecks {
         /// Seconds between checks (Flagger's clamped `interval`).
         interval_secs: u64,

@@ -1,9 +1,12 @@
 //! The Services a Rollout manages and what each selects (Flagger's layout): the apex
 //! `<svc>` and `<svc>-primary` select the primary pods, `<svc>-canary` the target's.
+//! A blue-green Rollout without a traffic router switches by selector instead: at the
+//! switch the active (apex) Service selects the target's pods, and it returns to the
+//! primary's once the primary runs the new version (or on abort).
 
 use serde::Serialize;
 
-use super::spec::{RolloutSpec, Strategy};
+use super::spec::{RolloutSpec, Strategy, Weight};
 
 /// Default name of the Service port.
 pub const DEFAULT_PORT_NAME: &str = "http";
@@ -82,4 +85,94 @@ pub fn managed_services(
         port_name: port_name.clone(),
     })
     .collect()
+}
+
+/// Whether the Rollout switches traffic by Service selector: blue-green with no
+/// `trafficRouting` (with a router the HTTPRoute weights do it and the selectors never
+/// move; a canary without a router has no weights to carry out).
+pub fn switches_by_selector(spec: &RolloutSpec) -> bool {
+    matches!(spec.strategy, Strategy::BlueGreen(_))
+        && spec
+            .traffic_routing
+            .as_ref()
+            .and_then(|t| t.gateway_api.as_ref())
+            .is_none()
+}
+
+/// [`managed_services`] while the canary has `canary_weight`: when the Rollout
+/// [`switches_by_selector`] and the canary has all traffic, the active (apex) Service
+/// selects the target's pods (the new version); otherwise as [`managed_services`].
+pub fn managed_services_at(
+    spec: &RolloutSpec,
+    label_key: &str,
+    label_value: &str,
+    canary_weight: Weight,
+) -> Vec<ManagedService> {
+    let mut services = managed_services(spec, label_key, label_value);
+    if switches_by_selector(spec) && canary_weight == Weight::FULL {
+        for s in services.iter_mut().filter(|s| s.role == ServiceRole::Apex) {
+            label_value.clone_into(&mut s.selector.1);
+        }
+    }
+    services
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> RolloutSpec {
+        serde_yaml::with::singleton_map_recursive::deserialize(serde_yaml::Deserializer::from_str(
+            yaml,
+        ))
+        .expect("spec")
+    }
+
+    fn apex(services: &[ManagedService]) -> &str {
+        services
+            .iter()
+            .find(|s| s.role == ServiceRole::Apex)
+            .map(|s| s.selector.1.as_str())
+            .expect("apex")
+    }
+
+    #[test]
+    fn blue_green_without_router_moves_the_active_selector_only_at_full_weight() {
+        let bg = spec(
+            "targetRef: {name: p}\nservice: {port: 80}\nstrategy: {blueGreen: {activeService: p-active}}\n",
+        );
+        assert!(switches_by_selector(&bg));
+        assert_eq!(
+            apex(&managed_services_at(&bg, "app", "p", Weight::ZERO)),
+            "p-primary"
+        );
+        assert_eq!(
+            apex(&managed_services_at(&bg, "app", "p", Weight::FULL)),
+            "p"
+        );
+        let preview = managed_services_at(&bg, "app", "p", Weight::ZERO);
+        let preview = preview
+            .iter()
+            .find(|s| s.role == ServiceRole::Canary)
+            .expect("preview");
+        assert_eq!(
+            preview.selector.1, "p",
+            "the preview always selects the new version"
+        );
+    }
+
+    #[test]
+    fn routers_and_canaries_never_move_selectors() {
+        for yaml in [
+            "targetRef: {name: p}\nservice: {port: 80}\ntrafficRouting: {gatewayAPI: {httpRoute: {name: r}}}\nstrategy: {blueGreen: {}}\n",
+            "targetRef: {name: p}\nservice: {port: 80}\nstrategy: {canary: {steps: [{setWeight: 100}]}}\n",
+        ] {
+            let s = spec(yaml);
+            assert!(!switches_by_selector(&s));
+            assert_eq!(
+                apex(&managed_services_at(&s, "app", "p", Weight::FULL)),
+                "p-primary"
+            );
+        }
+    }
 }

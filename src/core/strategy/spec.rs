@@ -497,6 +497,12 @@ pub struct RolloutStatus {
     /// Analysis runs of the current revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis_runs: Vec<AnalysisRunRef>,
+    /// Flagger's `failedChecks`: checks that failed during this rollout — a check run of
+    /// the shorthand `metrics` (one per interval, however many metrics failed) or a
+    /// `pre-rollout`/`rollout` webhook. Never decremented by a passing check; reset when a
+    /// rollout starts. The rollout aborts when it reaches `threshold`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_checks: u32,
     /// Since when the canary (or, while promoting, the primary) has been seen not ready;
     /// the rollout aborts once this is older than the progress deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -505,11 +511,6 @@ pub struct RolloutStatus {
     /// retry never reuses a finished run).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u32,
-    /// Flagger's `failedChecks`: checks failed by `pre-rollout`/`rollout` webhooks in this
-    /// rollout (with the metric checks of Flagger's shorthand they roll back at
-    /// `threshold`); reset when a rollout starts.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub failed_checks: u32,
     /// The `pre-rollout` webhooks passed for this rollout (the first analysed tick is over).
     #[serde(default, skip_serializing_if = "is_false")]
     pub pre_rollout_passed: bool,
@@ -632,6 +633,9 @@ pub enum AnalysisKind {
     PrePromotion,
     /// Blue-green: after the switch.
     PostPromotion,
+    /// One of Flagger's checks (shorthand `metrics`): every metric measured once at the
+    /// end of an interval; a failure counts towards `threshold`.
+    Check,
 }
 
 impl AnalysisKind {
@@ -642,6 +646,7 @@ impl AnalysisKind {
             AnalysisKind::Background => "background",
             AnalysisKind::PrePromotion => "pre",
             AnalysisKind::PostPromotion => "post",
+            AnalysisKind::Check => "check",
         }
     }
 }
