@@ -18,7 +18,7 @@ pub struct Args {
     /// No live view: events as lines (on stderr with `--output json`), then the summary.
     #[arg(long)]
     pub headless: bool,
-    /// How to print the summary (`json`: one document on stdout).
+    /// How to print the summary (`json`: one document on stdout; implies `--headless`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Where the JSON event log (one event per line) goes.
@@ -66,7 +66,8 @@ pub async fn run(args: Args) -> anyhow::Result<Exit> {
     let event_log = std::path::absolute(&args.event_log)
         .with_context(|| format!("--event-log {}", args.event_log.display()))?;
     let report = run_demo(Options {
-        headless: args.headless,
+        // The live view would mix with the JSON document on stdout.
+        headless: args.headless || json,
         json,
         event_log: event_log.clone(),
         k8s_bin_dir: args.k8s_bin_dir,

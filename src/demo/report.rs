@@ -16,7 +16,7 @@ use super::{APP, DemoError, ENVIRONMENTS};
 
 /// Seconds after a weight change before the share is measured (Traefik reloads and the
 /// counters are scraped within this).
-pub const SETTLE_SECONDS: f64 = 3.0;
+pub const SETTLE_SECONDS: f64 = 4.0;
 
 /// The canary's measured share at one step.
 #[derive(Debug, Clone, Serialize)]
