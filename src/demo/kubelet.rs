@@ -106,7 +106,7 @@ impl Kubelet {
         }
     }
 
-    /// Run until the task is dropped.
+    /// Run until the task is dropped (which kills every process it started).
     pub async fn run(mut self) {
         loop {
             for env in ENVIRONMENTS {
@@ -117,20 +117,6 @@ impl Kubelet {
             self.reap().await;
             self.write_targets();
             tokio::time::sleep(TICK).await;
-        }
-    }
-
-    /// Stop every process now.
-    pub async fn stop_all(&mut self) {
-        let pods: Vec<Pod> = self
-            .pods
-            .drain()
-            .chain(self.starting.drain())
-            .map(|(_, p)| p)
-            .chain(self.terminating.drain(..).map(|(p, _)| p))
-            .collect();
-        for p in pods {
-            p.proc.stop(Duration::from_millis(500)).await;
         }
     }
 
