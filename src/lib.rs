@@ -23,6 +23,7 @@
 pub mod cli;
 pub mod controller;
 pub mod core;
+pub mod demo;
 pub mod gitops;
 pub mod hooks;
 pub mod k8s;

@@ -10,6 +10,7 @@ pub mod analyze;
 pub mod approve;
 pub mod controller;
 pub mod crds;
+pub mod demo;
 pub mod history;
 pub mod judge;
 pub mod metrics;
@@ -112,6 +113,11 @@ pub enum Command {
     Rollout(rollout::Command),
     /// Serve webhook smoke checks, allow-listed commands and steady load (a load tester).
     Tester(tester::Args),
+    /// Run the dev → staging → prod story on one machine, with real traffic.
+    Demo(demo::Args),
+    /// Serve one version of the demo's application (started by `rollgate demo`).
+    #[command(hide = true)]
+    DemoApp(demo::AppArgs),
 }
 
 impl Command {
@@ -134,6 +140,8 @@ impl Command {
             Command::Controller(a) => controller::run(a).await,
             Command::Rollout(c) => rollout::run(c).await,
             Command::Tester(a) => tester::run(a).await,
+            Command::Demo(a) => demo::run(a).await,
+            Command::DemoApp(a) => demo::run_app(a).await,
         }
     }
 }
