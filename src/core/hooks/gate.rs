@@ -639,6 +639,7 @@ strategy:
         // One counter: a failed metric check (added by the machine) and a failed webhook
         // (added by the gate) both land in failedChecks.
         st.failed_checks = 2;
+        st.pre_rollout_passed = true;
         assert_eq!(g.threshold_reached(&st), None, "2 < 3");
         let (d, _) = tick(&s, &st, &obs("r2"), 40, Some(HookType::Rollout));
         assert_eq!(
