@@ -104,6 +104,29 @@ fn template_renders_every_part_and_refuses_missing_environment() {
             "ServiceAccount"
         ]
     );
+    // Secrets in application namespaces: `get` only, and only while the value allows it.
+    let secret_rules = |yaml: &str| -> Vec<serde_yaml::Value> {
+        let d = docs(yaml);
+        find(&d, "ClusterRole", "rg-rollgate")["rules"]
+            .as_sequence()
+            .expect("rules")
+            .iter()
+            .filter(|r| {
+                r["resources"]
+                    .as_sequence()
+                    .is_some_and(|s| s.iter().any(|x| x == "secrets"))
+            })
+            .cloned()
+            .collect()
+    };
+    let rules = secret_rules(&out);
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["verbs"],
+        serde_yaml::to_value(["get"]).expect("verbs")
+    );
+    let without = render("ops", &["--set", "rbac.readSecretsInAppNamespaces=false"]);
+    assert!(secret_rules(&without).is_empty());
     let with_sm = render("ops", &["--set", "serviceMonitor.enabled=true"]);
     assert!(kinds(&with_sm).contains(&"ServiceMonitor".to_owned()));
     // The CRDs ship with the chart (Helm installs crds/ first).
@@ -440,6 +463,8 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
         ),
         ("get", "", "secrets", &ns, "rollgate-git-credentials"),
         ("get", "", "secrets", &ns, "prom-creds"),
+        // A PromotionPolicy's repository.secretRef and secretKeyRef args, by name.
+        ("get", "", "secrets", app, "git-credentials"),
         ("create", "authentication.k8s.io", "tokenreviews", "", ""),
         (
             "create",
@@ -471,9 +496,10 @@ async fn rbac_allows_the_controllers_verbs_and_nothing_else() {
             app,
             "podinfo",
         ),
-        ("get", "", "secrets", &ns, "someone-elses-secret"),
         ("list", "", "secrets", &ns, ""),
-        ("get", "", "secrets", app, "rollgate-git-credentials"),
+        ("list", "", "secrets", app, ""),
+        ("watch", "", "secrets", app, ""),
+        ("update", "", "secrets", app, "git-credentials"),
         (
             "update",
             "coordination.k8s.io",
