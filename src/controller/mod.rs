@@ -229,6 +229,8 @@ pub struct Context {
     pub telemetry: Telemetry,
     /// Serialises Git work per remote (the cache clone is locked while in use).
     pub git_lock: tokio::sync::Mutex<()>,
+    /// The managed Services applied recently (not re-applied at every reconcile).
+    pub services: crate::traffic::AppliedServices,
 }
 
 impl Context {
@@ -251,6 +253,7 @@ impl Context {
             leader,
             telemetry,
             git_lock: tokio::sync::Mutex::new(()),
+            services: crate::traffic::AppliedServices::default(),
         })
     }
 
