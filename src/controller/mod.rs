@@ -21,21 +21,23 @@ pub mod promotion;
 pub mod rollout;
 pub mod workload;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
+use crate::core::analysis::value::AnalysisPhase;
 use crate::k8s::{AnalysisRun, Rollout};
 use crate::providers::ProviderSettings;
 pub use crate::telemetry::Telemetry;
@@ -196,6 +198,11 @@ pub struct Config {
     pub git_timeout: Duration,
     /// The reporting controller's instance (pod name) for Events.
     pub instance: Option<String>,
+    /// Rollout reconciles running at once (Argo Rollouts' `--rollout-threads`, default 10).
+    pub rollout_concurrency: u16,
+    /// AnalysisRun reconciles running at once (Argo Rollouts' `--analysis-threads`,
+    /// default 30).
+    pub analysis_concurrency: u16,
 }
 
 impl Config {
@@ -209,6 +216,8 @@ impl Config {
             git_cache: None,
             git_timeout: Duration::from_secs(60),
             instance: None,
+            rollout_concurrency: 10,
+            analysis_concurrency: 30,
         }
     }
 }
@@ -263,6 +272,34 @@ impl Context {
     }
 }
 
+/// Maps a changed `AnalysisRun` to its Rollout only when the run's phase changed (or the
+/// run is new to this process). A run writes its status at every measurement and the
+/// Rollout looks only at phases: reconciling the Rollout on every write (what `owns` does)
+/// costs N / interval Rollout reconciles a second, each with its API calls, which at 1,000
+/// Rollouts was most of the controller's work (`benches/controller_scale.rs`). A deleted
+/// run is seen at the Rollout's next poll.
+fn run_phase_changes() -> impl Fn(AnalysisRun) -> Option<ObjectRef<Rollout>> + Send + Sync + 'static
+{
+    /// Forget every phase beyond this many runs (a spurious reconcile is harmless).
+    const MAX_TRACKED: usize = 100_000;
+    let seen: Mutex<HashMap<String, Option<AnalysisPhase>>> = Mutex::default();
+    move |run: AnalysisRun| {
+        let owner = run.owner_references().iter().find(|o| {
+            o.controller == Some(true)
+                && o.kind == "Rollout"
+                && o.api_version == Rollout::api_version(&())
+        })?;
+        let rollout = ObjectRef::new(&owner.name).within(&run.namespace()?);
+        let phase = run.status.as_ref().map(|s| s.phase);
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_TRACKED {
+            seen.clear();
+        }
+        let key = run.uid()?;
+        (seen.insert(key, phase) != Some(phase)).then_some(rollout)
+    }
+}
+
 /// A stream that yields each time the leader flag turns true (reconcile everything on
 /// taking over).
 fn on_leadership(leader: watch::Receiver<bool>) -> impl futures::Stream<Item = ()> + Send {
@@ -308,8 +345,16 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    // Bounded concurrency: unbounded, a start-up with 1,000 Rollouts sends every reconcile's
+    // API calls at once, they time out, fail and are retried, and the controller never
+    // catches up (measured by `benches/controller_scale.rs`).
     let rollout_controller = Controller::new(rollouts, watcher::Config::default())
-        .owns(runs.clone(), watcher::Config::default());
+        .with_config(ControllerConfig::default().concurrency(config.rollout_concurrency))
+        .watches(
+            runs.clone(),
+            watcher::Config::default(),
+            run_phase_changes(),
+        );
     let store = rollout_controller.store();
     let rollout_controller = rollout_controller
         .watches(
@@ -335,6 +380,7 @@ pub async fn run(
             }
         });
     let run_controller = Controller::new(runs, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(config.analysis_concurrency))
         .reconcile_all_on(on_leadership(leader))
         .graceful_shutdown_on(stopped(stop_rx))
         .run(analysis::reconcile, analysis::error_policy, ctx)
@@ -348,4 +394,51 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     tokio::join!(rollout_controller, run_controller, signal);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::analysis::status::AnalysisRunStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn run(uid: &str, owner: Option<&str>, phase: Option<AnalysisPhase>) -> AnalysisRun {
+        let mut r = AnalysisRun::new("r", Default::default());
+        r.metadata.namespace = Some("ns".into());
+        r.metadata.uid = Some(uid.into());
+        r.metadata.owner_references = owner.map(|name| {
+            vec![OwnerReference {
+                api_version: Rollout::api_version(&()).into_owned(),
+                kind: "Rollout".into(),
+                name: name.into(),
+                uid: "u".into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]
+        });
+        r.status = phase.map(|phase| AnalysisRunStatus {
+            phase,
+            ..AnalysisRunStatus::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_run_triggers_its_rollout_only_when_its_phase_changes() {
+        let map = run_phase_changes();
+        let want = Some(ObjectRef::<Rollout>::new("web").within("ns"));
+        assert_eq!(map(run("1", Some("web"), None)), want, "a new run");
+        assert_eq!(map(run("1", Some("web"), None)), None, "unchanged");
+        let running = Some(AnalysisPhase::Running);
+        assert_eq!(
+            map(run("1", Some("web"), running)),
+            want,
+            "Pending to Running"
+        );
+        assert_eq!(map(run("1", Some("web"), running)), None, "a measurement");
+        let done = Some(AnalysisPhase::Successful);
+        assert_eq!(map(run("1", Some("web"), done)), want, "finished");
+        assert_eq!(map(run("2", Some("web"), done)), want, "another run");
+        assert_eq!(map(run("3", None, done)), None, "not a Rollout's run");
+    }
 }
