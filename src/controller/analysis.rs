@@ -30,7 +30,7 @@ use crate::core::analysis::status::AnalysisRunStatus as CoreStatus;
 use crate::core::analysis::value::AnalysisPhase;
 use crate::core::strategy::{AnalysisSource, FlaggerMetric};
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
-use crate::providers::{ProviderError, build};
+use crate::providers::ProviderError;
 use crate::telemetry::ReconcileKind;
 
 /// Longest a single measurement may take (providers have their own, shorter timeouts).
@@ -114,9 +114,8 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
                 let metric = &prepared.metrics[i].metric;
                 async move {
                     let started = Utc::now();
-                    let outcome = match build(metric, settings) {
+                    let outcome = match ctx.coalescer.provider(metric, settings) {
                         Ok(p) => {
-                            let p = ctx.coalescer.wrap(metric, settings, p);
                             match tokio::time::timeout(MEASUREMENT_TIMEOUT, p.measure(metric)).await
                             {
                                 Ok(r) => r,
