@@ -37,8 +37,8 @@ use crate::core::analysis::value::AnalysisPhase;
 use crate::core::metrics::flagger::MetricTemplateSpec;
 use crate::core::strategy::{AnalysisSource, FlaggerMetric};
 use crate::k8s::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+use crate::providers::ProviderError;
 use crate::providers::job::{JobProvider, RunRef};
-use crate::providers::{ProviderError, build};
 use crate::telemetry::ReconcileKind;
 
 /// Longest a single measurement may take (providers have their own, shorter timeouts).
@@ -140,9 +140,8 @@ async fn reconcile_inner(run: &AnalysisRun, ctx: &Context) -> Result<Action, Err
                     .unwrap_or(&prepared.metrics[i].metric);
                 async move {
                     let started = Utc::now();
-                    let outcome = match build(metric, settings) {
+                    let outcome = match ctx.coalescer.provider(metric, settings) {
                         Ok(p) => {
-                            let p = ctx.coalescer.wrap(metric, settings, p);
                             match tokio::time::timeout(MEASUREMENT_TIMEOUT, p.measure(metric)).await
                             {
                                 Ok(r) => r,

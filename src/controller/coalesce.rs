@@ -5,6 +5,12 @@
 //! headers, range), so only truly identical requests share an answer. The window is the
 //! smaller of the configured window and the metric's interval, so a run never sees an
 //! answer older than its own interval.
+//!
+//! [`Coalescer::provider`] also keeps the providers it built, so a run's metric does not
+//! build a new HTTP client for every measurement: building one loads and parses the
+//! system's CA certificates, which at 100 measurements a second was the controller's
+//! largest CPU cost (`benches/controller_scale.rs`), and a kept client reuses its
+//! connections.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +24,7 @@ use tokio::time::Instant;
 use crate::core::analysis::duration::parse_go_duration;
 use crate::core::analysis::model::Metric;
 use crate::core::analysis::value::Observation;
-use crate::providers::{Provider, ProviderError, ProviderSettings};
+use crate::providers::{Provider, ProviderError, ProviderSettings, build};
 use crate::telemetry::{QueryOutcome, Telemetry};
 
 type Answer = Result<Observation, ProviderError>;
@@ -35,7 +41,11 @@ pub struct Coalescer {
     entries: Mutex<HashMap<String, Entry>>,
     upstream: AtomicU64,
     served: AtomicU64,
+    providers: Mutex<HashMap<String, Arc<dyn Provider>>>,
 }
+
+/// Built providers kept at most; beyond, the cache starts over.
+const MAX_PROVIDERS: usize = 4096;
 
 impl Coalescer {
     /// A coalescer sharing answers for up to `window` (zero: never share).
@@ -46,7 +56,41 @@ impl Coalescer {
             entries: Mutex::new(HashMap::new()),
             upstream: AtomicU64::new(0),
             served: AtomicU64::new(0),
+            providers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The provider of `metric` (arguments already substituted), wrapped as by
+    /// [`Coalescer::wrap`]: built on first use and kept for the same provider
+    /// configuration, interval and settings.
+    ///
+    /// # Errors
+    /// [`ProviderError`] from [`build`] (not kept: a fixed configuration is built anew).
+    pub fn provider(
+        self: &Arc<Self>,
+        metric: &Metric,
+        settings: &ProviderSettings,
+    ) -> Result<Arc<dyn Provider>, ProviderError> {
+        let key = serde_json::to_string(&metric.provider)
+            .ok()
+            .map(|p| format!("{:?}\n{settings:?}\n{p}", metric.interval));
+        let lock = || {
+            self.providers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(p) = key.as_ref().and_then(|k| lock().get(k).cloned()) {
+            return Ok(p);
+        }
+        let p = self.wrap(metric, settings, build(metric, settings)?);
+        if let Some(k) = key {
+            let mut providers = lock();
+            if providers.len() >= MAX_PROVIDERS {
+                providers.clear();
+            }
+            providers.insert(k, p.clone());
+        }
+        Ok(p)
     }
 
     /// Requests sent to the providers so far.
@@ -236,6 +280,17 @@ mod tests {
             .await
             .expect("answer");
         assert_eq!(inner.0.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_metric_s_provider_is_built_once() {
+        let c = Arc::new(Coalescer::new(Duration::from_secs(5), Telemetry::new()));
+        let settings = ProviderSettings::default();
+        let a = c.provider(&metric("sum(up)"), &settings).expect("provider");
+        let again = c.provider(&metric("sum(up)"), &settings).expect("provider");
+        let other = c.provider(&metric("sum(x)"), &settings).expect("provider");
+        assert!(Arc::ptr_eq(&a, &again), "the same configuration is kept");
+        assert!(!Arc::ptr_eq(&a, &other), "another query has its own");
     }
 
     #[tokio::test(start_paused = true)]

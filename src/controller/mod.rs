@@ -29,22 +29,24 @@ pub mod promotion;
 pub mod rollout;
 pub mod workload;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
+use crate::core::analysis::value::AnalysisPhase;
 use crate::k8s::{AnalysisRun, PromotionPolicy, Rollout};
 use crate::providers::ProviderSettings;
 use crate::server::{ApprovalTarget, Approvals, Readiness};
@@ -218,6 +220,11 @@ pub struct Config {
     pub readiness: Option<Readiness>,
     /// The HTTP server's approvals: fed from the PromotionPolicies the controller sees.
     pub approvals: Option<Approvals>,
+    /// Rollout reconciles running at once (Argo Rollouts' `--rollout-threads`, default 10).
+    pub rollout_concurrency: u16,
+    /// AnalysisRun reconciles running at once (Argo Rollouts' `--analysis-threads`,
+    /// default 30).
+    pub analysis_concurrency: u16,
 }
 
 impl Config {
@@ -236,6 +243,8 @@ impl Config {
             hook_backoff: crate::hooks::DEFAULT_BACKOFF,
             readiness: None,
             approvals: None,
+            rollout_concurrency: 10,
+            analysis_concurrency: 30,
         }
     }
 }
@@ -260,6 +269,8 @@ pub struct Context {
     pub hooks: Option<crate::hooks::HookCaller>,
     /// Sends notifications to the configured sinks (`None`: no sinks).
     pub notifier: Option<crate::notify::Notifier>,
+    /// The managed Services applied recently (not re-applied at every reconcile).
+    pub services: crate::traffic::AppliedServices,
 }
 
 impl Context {
@@ -298,12 +309,41 @@ impl Context {
             leader,
             telemetry,
             git_lock: tokio::sync::Mutex::new(()),
+            services: crate::traffic::AppliedServices::default(),
         })
     }
 
     /// Whether this replica may act now.
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+}
+
+/// Maps a changed `AnalysisRun` to its Rollout only when the run's phase changed (or the
+/// run is new to this process). A run writes its status at every measurement and the
+/// Rollout looks only at phases: reconciling the Rollout on every write (what `owns` does)
+/// costs N / interval Rollout reconciles a second, each with its API calls, which at 1,000
+/// Rollouts was most of the controller's work (`benches/controller_scale.rs`). A deleted
+/// run is seen at the Rollout's next poll.
+fn run_phase_changes() -> impl Fn(AnalysisRun) -> Option<ObjectRef<Rollout>> + Send + Sync + 'static
+{
+    /// Forget every phase beyond this many runs (a spurious reconcile is harmless).
+    const MAX_TRACKED: usize = 100_000;
+    let seen: Mutex<HashMap<String, Option<AnalysisPhase>>> = Mutex::default();
+    move |run: AnalysisRun| {
+        let owner = run.owner_references().iter().find(|o| {
+            o.controller == Some(true)
+                && o.kind == "Rollout"
+                && o.api_version == Rollout::api_version(&())
+        })?;
+        let rollout = ObjectRef::new(&owner.name).within(&run.namespace()?);
+        let phase = run.status.as_ref().map(|s| s.phase);
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= MAX_TRACKED {
+            seen.clear();
+        }
+        let key = run.uid()?;
+        (seen.insert(key, phase) != Some(phase)).then_some(rollout)
     }
 }
 
@@ -352,8 +392,16 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    // Bounded concurrency: unbounded, a start-up with 1,000 Rollouts sends every reconcile's
+    // API calls at once, they time out, fail and are retried, and the controller never
+    // catches up (measured by `benches/controller_scale.rs`).
     let rollout_controller = Controller::new(rollouts, watcher::Config::default())
-        .owns(runs.clone(), watcher::Config::default());
+        .with_config(ControllerConfig::default().concurrency(config.rollout_concurrency))
+        .watches(
+            runs.clone(),
+            watcher::Config::default(),
+            run_phase_changes(),
+        );
     let store = rollout_controller.store();
     let rollout_store = store.clone();
     let rollout_controller = rollout_controller
@@ -384,10 +432,12 @@ pub async fn run(
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let run_controller = Controller::new(runs, watcher::Config::default()).owns(
-        jobs,
-        watcher::Config::default().labels(crate::providers::job::RUN_UID_LABEL),
-    );
+    let run_controller = Controller::new(runs, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(config.analysis_concurrency))
+        .owns(
+            jobs,
+            watcher::Config::default().labels(crate::providers::job::RUN_UID_LABEL),
+        );
     let run_store = run_controller.store();
     let (policies_synced_tx, mut policies_synced) = watch::channel(config.approvals.is_none());
     let policies = {
@@ -495,5 +545,52 @@ async fn register_policy(ctx: &Context, approvals: &Approvals, p: &PromotionPoli
             approvals.remove(&name);
             tracing::warn!(policy = %format!("{ns}/{name}"), error = %e, "PromotionPolicy not usable for approvals");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::analysis::status::AnalysisRunStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn run(uid: &str, owner: Option<&str>, phase: Option<AnalysisPhase>) -> AnalysisRun {
+        let mut r = AnalysisRun::new("r", Default::default());
+        r.metadata.namespace = Some("ns".into());
+        r.metadata.uid = Some(uid.into());
+        r.metadata.owner_references = owner.map(|name| {
+            vec![OwnerReference {
+                api_version: Rollout::api_version(&()).into_owned(),
+                kind: "Rollout".into(),
+                name: name.into(),
+                uid: "u".into(),
+                controller: Some(true),
+                ..OwnerReference::default()
+            }]
+        });
+        r.status = phase.map(|phase| AnalysisRunStatus {
+            phase,
+            ..AnalysisRunStatus::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_run_triggers_its_rollout_only_when_its_phase_changes() {
+        let map = run_phase_changes();
+        let want = Some(ObjectRef::<Rollout>::new("web").within("ns"));
+        assert_eq!(map(run("1", Some("web"), None)), want, "a new run");
+        assert_eq!(map(run("1", Some("web"), None)), None, "unchanged");
+        let running = Some(AnalysisPhase::Running);
+        assert_eq!(
+            map(run("1", Some("web"), running)),
+            want,
+            "Pending to Running"
+        );
+        assert_eq!(map(run("1", Some("web"), running)), None, "a measurement");
+        let done = Some(AnalysisPhase::Successful);
+        assert_eq!(map(run("1", Some("web"), done)), want, "finished");
+        assert_eq!(map(run("2", Some("web"), done)), want, "another run");
+        assert_eq!(map(run("3", None, done)), None, "not a Rollout's run");
     }
 }

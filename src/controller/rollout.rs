@@ -299,18 +299,18 @@ impl<'a> Tick<'a> {
             return self.blocked(reasons::INVALID_SPEC, message).await;
         };
         let owner = self.r.controller_owner_ref(&());
-        ensure_services(
-            &self.ctx.client,
-            &self.ns,
-            &managed_services_at(
-                self.spec(),
-                &label.0,
-                &label.1,
-                Weight::new(self.status.canary_weight).unwrap_or(Weight::ZERO),
-            ),
-            owner.clone(),
-        )
-        .await?;
+        let services = managed_services_at(
+            self.spec(),
+            &label.0,
+            &label.1,
+            Weight::new(self.status.canary_weight).unwrap_or(Weight::ZERO),
+        );
+        if self.ctx.services.due(&self.ns, &services, owner.as_ref()) {
+            ensure_services(&self.ctx.client, &self.ns, &services, owner.clone()).await?;
+            self.ctx
+                .services
+                .record(&self.ns, &services, owner.as_ref());
+        }
         let router = HttpRouteRouter::new(self.ctx.client.clone());
         if let Some((route_ns, route)) = self.route()
             && router.get(&route_ns, &route).await?.is_none()

@@ -11,7 +11,7 @@ pub mod services;
 use std::time::Duration;
 
 pub use httproute::HttpRouteRouter;
-pub use services::ensure_services;
+pub use services::{AppliedServices, ensure_services};
 
 /// Bound of every API server call made by the traffic adapters.
 pub const API_TIMEOUT: Duration = Duration::from_secs(10);

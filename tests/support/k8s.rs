@@ -270,12 +270,14 @@ impl ControlPlane {
              --initial-cluster=test=http://127.0.0.1:{pp} --unsafe-no-fsync=true --log-level=warn\n",
             b = bins.display()
         );
+        // A /16 of Service IPs: the scale bench creates three Services per Rollout, well past
+        // the 254 addresses of a /24.
         let apiserver = format!(
             "#!/bin/sh\nexec '{b}/kube-apiserver' --etcd-servers=http://127.0.0.1:{ep} \
              --bind-address=127.0.0.1 --secure-port={ap} --advertise-address=127.0.0.1 \
              --cert-dir='{d}/cert' --tls-cert-file='{d}/apiserver.crt' \
              --tls-private-key-file='{d}/apiserver.key' \
-             --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+             --service-cluster-ip-range=10.0.0.0/16 --allow-privileged=true \
              --service-account-issuer=https://kubernetes.default.svc \
              --service-account-key-file='{d}/sa.key' --service-account-signing-key-file='{d}/sa.key' \
              --authorization-mode=RBAC --token-auth-file='{d}/tokens.csv' \
