@@ -134,6 +134,11 @@ impl Scene {
     /// Four Rollouts (one per variant) whose single webhook has type `kind`, initialised,
     /// then released at 1.1.0. With `git`, each has a PromotionPolicy dev → staging.
     async fn start(kind: &str, git: bool) -> Scene {
+        Scene::start_with(kind, git, rollout_yaml).await
+    }
+
+    /// As [`Scene::start`], with the Rollouts written by `yaml(name, kind, url)`.
+    async fn start_with(kind: &str, git: bool, yaml: fn(&str, &str, &str) -> String) -> Scene {
         let cp = k8s::shared();
         install_crds(cp);
         let client = cp.client().await;
@@ -165,7 +170,7 @@ impl Scene {
                 &ns,
                 &deployment_yaml(v.name(), "ghcr.io/acme/app:1.0.0"),
             );
-            apply(cp, &ns, &rollout_yaml(v.name(), kind, &url));
+            apply(cp, &ns, &yaml(v.name(), kind, &url));
             if let Some(repo) = &repo {
                 apply(cp, &ns, &policy_yaml(v.name(), &repo.url()));
             }
@@ -447,6 +452,81 @@ async fn confirm_promotion_no_waits_for_promotion_with_checks_going_on() {
     assert!(
         s.case(Variant::Refused).server().seen().len() >= 2,
         "asked each tick"
+    );
+}
+
+/// A blue-green Rollout without an HTTPRoute (the switch is made by Service selectors)
+/// whose single webhook has type `kind`.
+fn blue_green_yaml(name: &str, kind: &str, url: &str) -> String {
+    format!(
+        r#"apiVersion: rollgate.dev/v1alpha1
+kind: Rollout
+metadata: {{name: {name}}}
+spec:
+  targetRef: {{name: {name}}}
+  service: {{port: 80}}
+  strategy:
+    blueGreen:
+      scaleDownDelaySeconds: 0
+      webhooks:
+        - name: gate-{name}
+          type: {kind}
+          url: "{url}"
+          timeout: 1s
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_confirm_promotion_no_keeps_the_old_version_on_the_primary() {
+    let s = Scene::start_with("confirm-promotion", false, blue_green_yaml).await;
+    s.wait(Variant::Allowed, 120, "Succeeded", succeeded).await;
+    assert_eq!(
+        controller::image(
+            &s.client,
+            &s.ns,
+            &format!("{}-primary", Variant::Allowed.name())
+        )
+        .await
+        .as_deref(),
+        Some("ghcr.io/acme/app:1.1.0"),
+        "a yes promotes: the primary runs the new version"
+    );
+    for c in s.refusing() {
+        let st = s
+            .wait(c.variant, 60, "WaitingPromotion", |st| {
+                st.phase == Phase::WaitingPromotion
+            })
+            .await;
+        assert_eq!(
+            st.failed_checks,
+            0,
+            "{}: a no is not a failed check",
+            c.name()
+        );
+    }
+    // An interval later: still waiting, the primary never got the new template.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for c in s.refusing() {
+        let st = s.status(c.variant).await;
+        assert_eq!(st.phase, Phase::WaitingPromotion, "{}", c.name());
+        assert!(
+            !c.sampler.all().iter().any(|x| x.phase == Phase::Promoting),
+            "{}",
+            c.name()
+        );
+        assert_eq!(
+            controller::image(&s.client, &s.ns, &format!("{}-primary", c.name()))
+                .await
+                .as_deref(),
+            Some("ghcr.io/acme/app:1.0.0"),
+            "{}: the primary keeps the old version",
+            c.name()
+        );
+    }
+    assert!(
+        s.case(Variant::Refused).server().seen().len() >= 2,
+        "asked again each tick"
     );
 }
 
