@@ -302,7 +302,8 @@ pub fn phase_is(phase: Phase) -> impl Fn(&RolloutStatus) -> bool {
     move |s| s.phase == phase
 }
 
-/// (reason, reporting instance) of every Event in `ns`.
+/// (reason, reporting instance) of every Event rollgate reported in `ns` (the API server's
+/// own controllers report there too, e.g. the ClusterIP allocator's repair loop).
 pub async fn event_reporters(client: &kube::Client, ns: &str) -> Vec<(String, String)> {
     let api: Api<Event> = Api::namespaced(client.clone(), ns);
     api.list(&ListParams::default())
@@ -310,6 +311,7 @@ pub async fn event_reporters(client: &kube::Client, ns: &str) -> Vec<(String, St
         .map(|l| {
             l.items
                 .into_iter()
+                .filter(|e| e.reporting_controller.as_deref() == Some("rollgate"))
                 .map(|e| {
                     (
                         e.reason.unwrap_or_default(),
