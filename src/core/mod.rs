@@ -8,5 +8,6 @@ pub mod analysis;
 pub mod hooks;
 pub mod judge;
 pub mod metrics;
+pub mod names;
 pub mod promotion;
 pub mod strategy;

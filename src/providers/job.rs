@@ -37,6 +37,7 @@ use crate::core::analysis::model::{JobMetric, Metric};
 use crate::core::analysis::run::{InFlightAction, PreparedRun, terminated_measurement};
 use crate::core::analysis::status::{AnalysisRunStatus, Measurement, Time};
 use crate::core::analysis::value::AnalysisPhase;
+use crate::core::names::is_dns_label;
 
 /// The measurement metadata key naming the measurement's Job (Argo's).
 pub const JOB_NAME_KEY: &str = "job-name";
@@ -130,16 +131,6 @@ async fn call<T>(
             job: job.to_owned(),
         }),
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b.first().is_some_and(u8::is_ascii_alphanumeric)
-        && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 fn is_label_value(s: &str) -> bool {

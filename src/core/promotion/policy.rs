@@ -28,6 +28,8 @@ use std::str::FromStr;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use crate::core::names::is_dns_label;
+
 /// The `apiVersion` a policy document must carry.
 pub const API_VERSION: &str = "rollgate.dev/v1alpha1";
 
@@ -463,16 +465,6 @@ macro_rules! checked_string {
             }
         }
     };
-}
-
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
 }
 
 checked_string!(
